@@ -1,0 +1,62 @@
+"""Run one Stage II configuration on the tiny Wan in THIS process; print time and peak as JSON.
+
+Meant to run in a fresh subprocess (``python -m bench.tinywan_probe ...``) so that the peak
+resident memory belongs to this configuration alone. Large allocations are unmapped on free
+(MALLOC_MMAP_THRESHOLD_ is set by the caller), so max RSS minus the baseline is the peak of
+live tensors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import torch
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--blocks", type=int, required=True)
+    ap.add_argument("--m", type=int, default=3)
+    ap.add_argument("--n", type=int, default=1)
+    ap.add_argument("--latent", type=int, nargs=2, default=(32, 32))
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--dim-heads", type=int, default=2)
+    ap.add_argument("--ffn", type=int, default=256)
+    ap.add_argument("--forward-only", action="store_true", help="one forward of --blocks blocks")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+
+    from swift_core import diffusers_wan_denoiser, sample_csg
+    from tests.tiny_wan import text_context, tiny_wan
+
+    model = tiny_wan(in_channels=96, heads=a.dim_heads, ffn=a.ffn)
+    h, w = a.latent
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(1, 48, a.blocks, h, w, generator=g)
+    reference = torch.randn(1, 48, a.blocks, h, w, generator=g)
+    den = diffusers_wan_denoiser(model, text_context())
+    sigmas = torch.linspace(1, 0, a.steps + 1)
+    with torch.no_grad():
+        den(noise[:, :, :1, :4, :4], torch.ones(1, 1), reference=reference[:, :, :1, :4, :4],
+            positions=torch.arange(1))                      # warm-up: allocator, kernels
+        base = rss_mib()
+        t0 = time.perf_counter()
+        if a.forward_only:
+            den(noise, torch.rand(1, a.blocks, generator=g), reference=reference,
+                positions=torch.arange(a.blocks))
+        else:
+            sample_csg(den, noise, sigmas, anchor=reference[:, :, :1], reference=reference,
+                       m=a.m, n=a.n)
+        dt = time.perf_counter() - t0
+    print(json.dumps({"seconds": dt, "peak_mib": rss_mib() - base, "blocks": a.blocks,
+                      "m": a.m, "n": a.n}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Memory model of one CSG window through a Wan DiT, and the largest M that fits a budget.
+
+The estimate counts the activations alive at the peak of one forward, per token:
+``k_dim * dim + 2 * ffn + (in + 2 * out) * patch_area`` values, plus ``8 * dim`` when the
+timestep embedding is computed per token (diffusers' TI2V path; ComfyUI's Wan computes it per
+latent frame). Attention is assumed memory-efficient (flash / SDPA / xformers: no L x L scores).
+The coefficients come from reading the forward pass and are checked against measured peaks of a
+real Wan architecture in tests/test_memory.py (within 30%).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .plan import check_segmentation
+
+K_DIM = 11          # residual stream, norms, q/k/v, attention output, cross-attention, modulation
+K_TIMESTEP = 8      # per-token time embedding: 6*dim projection, temb, activation
+
+
+@dataclass(frozen=True)
+class WanDiTConfig:
+    dim: int
+    heads: int
+    ffn: int
+    layers: int
+    in_channels: int = 48
+    out_channels: int = 48
+    patch: tuple[int, int, int] = (1, 2, 2)
+    text_len: int = 512
+
+    @property
+    def params(self) -> int:
+        """Approximate parameter count (blocks only)."""
+        per_block = 4 * self.dim * self.dim * 2 + 2 * self.dim * self.ffn
+        return self.layers * per_block
+
+    def tokens(self, blocks: int, latent_h: int, latent_w: int) -> int:
+        p_t, p_h, p_w = self.patch
+        return (blocks // p_t) * (latent_h // p_h) * (latent_w // p_w)
+
+    def flops(self, blocks: int, latent_h: int, latent_w: int) -> float:
+        """Matrix-product FLOPs of one forward (2 per multiply-add), counted as in SPEC."""
+        L = self.tokens(blocks, latent_h, latent_w)
+        d, f = self.dim, self.ffn
+        linear = 2 * L * (4 * d * d + 2 * d * d + 2 * d * f)   # self-attn qkvo, cross q/o, ffn
+        attn = 4 * L * L * d                                     # QK^T and AV
+        cross = 4 * L * self.text_len * d
+        return self.layers * (linear + attn + cross)
+
+
+#: Wan2.2-TI2V-5B (the SwiftI2V Stage II model has 96 input channels).
+WAN22_TI2V_5B = WanDiTConfig(dim=3072, heads=24, ffn=14336, layers=30, in_channels=96)
+#: Wan2.1-I2V-14B (Stage I).
+WAN21_I2V_14B = WanDiTConfig(dim=5120, heads=40, ffn=13824, layers=40, in_channels=36,
+                             out_channels=16)
+
+
+def window_activation_bytes(cfg: WanDiTConfig, blocks: int, latent_h: int, latent_w: int, *,
+                            batch: int = 1, dtype_bytes: int = 2,
+                            per_token_timestep: bool = False) -> int:
+    """Estimated peak activation bytes of one forward over a window of ``blocks`` latent blocks."""
+    p_area = cfg.patch[1] * cfg.patch[2]
+    per_token = (K_DIM * cfg.dim + 2 * cfg.ffn
+                 + (cfg.in_channels + 2 * cfg.out_channels) * p_area
+                 + (K_TIMESTEP * cfg.dim if per_token_timestep else 0))
+    return int(batch * cfg.tokens(blocks, latent_h, latent_w) * per_token * dtype_bytes)
+
+
+def max_window_blocks(num_blocks: int, m: int, n: int) -> int:
+    """Blocks in the largest window of the plan: anchor + N neighbours + M, capped at T'."""
+    check_segmentation(m, n)
+    return min(1 + n + m, num_blocks)
+
+
+def choose_m(cfg: WanDiTConfig, num_blocks: int, latent_h: int, latent_w: int, budget_bytes: int,
+             *, n: int = 1, **kw) -> int:
+    """Largest M (at fixed N) whose windows fit ``budget_bytes``; raises if even M=1 does not."""
+    best = 0
+    for m in range(1, max(num_blocks - 1, 1) + 1):
+        need = window_activation_bytes(cfg, max_window_blocks(num_blocks, m, n), latent_h,
+                                       latent_w, **kw)
+        if need <= budget_bytes:
+            best = m
+    if best == 0:
+        need = window_activation_bytes(cfg, max_window_blocks(num_blocks, 1, n), latent_h,
+                                       latent_w, **kw)
+        raise ValueError(f"budget_bytes={budget_bytes}: even M=1 needs about {need} bytes "
+                         f"per window at {latent_h}x{latent_w} latent")
+    return best

@@ -1,0 +1,72 @@
+"""The hybrid reference in pixel space (paper Eq. 2-3), built in time chunks.
+
+Frames use ComfyUI's IMAGE layout, [N, H, W, C] float in 0..1. The full-size reference is never
+materialised: :func:`iter_hybrid_reference` yields chunks aligned to the VAE's latent blocks, so a
+chunked encoder that carries its causal state gives the same latent as one-shot encoding.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .sizes import block_frame_range, check_frames, latent_blocks
+
+RESIZE_METHODS = ("bicubic", "bilinear", "area", "nearest-exact")
+
+
+def resize_frames(frames: torch.Tensor, width: int, height: int, method: str = "bicubic",
+                  antialias: bool = True) -> torch.Tensor:
+    """Resize [N, H, W, C] frames to ``width`` x ``height`` (float32 out, clamped to 0..1)."""
+    if method not in RESIZE_METHODS:
+        raise ValueError(f"method={method!r}: must be one of {RESIZE_METHODS}")
+    x = frames.movedim(-1, 1).float()
+    if tuple(x.shape[-2:]) != (height, width):
+        kw = {"antialias": antialias} if method in ("bicubic", "bilinear") else {}
+        x = F.interpolate(x, size=(height, width), mode=method, **kw)
+        if method == "bicubic":
+            x = x.clamp(0.0, 1.0)
+    return x.movedim(1, -1)
+
+
+def check_image_batch(image: torch.Tensor, name: str) -> None:
+    if image.ndim != 4 or image.shape[0] < 1 or image.shape[-1] not in (3, 4):
+        raise ValueError(f"{name}: expected an IMAGE batch [N>=1, H, W, 3], got shape "
+                         f"{tuple(image.shape)}")
+
+
+def hybrid_chunks(frames: int, blocks_per_chunk: int = 2) -> list[tuple[int, int]]:
+    """Frame ranges [start, stop) of the chunks, each covering whole latent blocks."""
+    if blocks_per_chunk < 1:
+        raise ValueError(f"blocks_per_chunk={blocks_per_chunk!r}: must be >= 1")
+    blocks = latent_blocks(frames)
+    out = []
+    for b0 in range(0, blocks, blocks_per_chunk):
+        b1 = min(b0 + blocks_per_chunk, blocks) - 1
+        out.append((block_frame_range(b0)[0], block_frame_range(b1)[1]))
+    return out
+
+
+def iter_hybrid_reference(low_res: torch.Tensor, image: torch.Tensor, width: int, height: int, *,
+                          method: str = "bicubic", antialias: bool = True,
+                          blocks_per_chunk: int = 2) -> Iterator[torch.Tensor]:
+    """Yield the hybrid reference video chunk by chunk, [n, height, width, C] float32 each.
+
+    Every low-res frame is upsampled to ``width`` x ``height``; frame 0 is replaced by ``image``
+    (resized to exactly that size if it is not already). Only one chunk is alive at a time.
+    """
+    check_image_batch(low_res, "low_res")
+    check_image_batch(image, "image")
+    check_frames(low_res.shape[0], "low_res frame count")
+    c = min(low_res.shape[-1], image.shape[-1], 3)
+    for start, stop in hybrid_chunks(low_res.shape[0], blocks_per_chunk):
+        chunk = resize_frames(low_res[start:stop, ..., :c], width, height, method, antialias)
+        if start == 0:
+            chunk[0] = resize_frames(image[:1, ..., :c], width, height, method, antialias)[0]
+        yield chunk
+
+
+def hybrid_reference(low_res, image, width, height, **kw) -> torch.Tensor:
+    """The whole hybrid reference at once (small sizes and tests only)."""
+    return torch.cat(list(iter_hybrid_reference(low_res, image, width, height, **kw)), dim=0)
