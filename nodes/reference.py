@@ -1,0 +1,57 @@
+"""SwiftI2V Hybrid Reference Builder: upsampled Stage I frames + the input image -> latents."""
+import torch
+from comfy_api.latest import io
+
+from ..swift_core import iter_hybrid_reference, size_from_image
+from ..swift_core.reference import RESIZE_METHODS
+from . import host
+from .types import CATEGORY, SwiftReference, size_inputs
+
+
+class SwiftI2VHybridReference(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="SwiftI2VHybridReference",
+            display_name="SwiftI2V Hybrid Reference Builder",
+            category=CATEGORY,
+            description="Upsamples every Stage I frame to the target size, puts the input image in "
+                        "as frame 0 (paper Eq. 2-3) and encodes it with the Stage II VAE in time "
+                        "chunks, tiled, carrying the VAE's causal state (equal to one-shot "
+                        "encoding). Outputs the reference latent R and the anchor latent A.",
+            inputs=[
+                io.Image.Input("low_res", tooltip="Stage I frames (from the Stage I Sampler)."),
+                io.Image.Input("image", tooltip="The high-resolution input image."),
+                io.Vae.Input("vae", tooltip="Stage II VAE: wan2.2_vae.safetensors (48 channels)."),
+                *size_inputs(),
+                io.Combo.Input("upscale_method", options=list(RESIZE_METHODS), default="bicubic",
+                               tooltip="Upsampling of the Stage I frames (paper: bicubic)."),
+                io.Int.Input("tile", default=64, min=0, max=512, step=8,
+                             tooltip="Spatial tile of the VAE, in latent units (x16 pixels); "
+                                     "0 = whole frame. Smaller uses less VRAM."),
+                io.Int.Input("blocks_per_chunk", default=2, min=1, max=64,
+                             tooltip="Latent blocks (4 frames each) built and encoded at once; "
+                                     "bounds host RAM."),
+            ],
+            outputs=[SwiftReference.Output("reference", display_name="reference",
+                                           tooltip="Reference latent R and anchor latent A.")],
+        )
+
+    @classmethod
+    def execute(cls, low_res, image, vae, width, height, upscale_method, tile,
+                blocks_per_chunk) -> io.NodeOutput:
+        host.check_image(low_res, "low_res")
+        host.check_image(image, "image")
+        size = host.as_input_error(size_from_image, image.shape[2], image.shape[1], width, height,
+                                   low_res.shape[0])
+        host.check_stage2_vae(vae)
+        stream = host.WanVAEStream(vae, tile=tile)
+        stream.load(size.height // 16, size.width // 16, decode=False)
+        chunks = []
+        for chunk in iter_hybrid_reference(low_res, image, size.width, size.height,
+                                           method=upscale_method, blocks_per_chunk=blocks_per_chunk):
+            host.throw_if_interrupted()
+            chunks.append(stream.encode(chunk))
+        reference = torch.cat(chunks, dim=2)
+        return io.NodeOutput({"reference": reference, "anchor": reference[:, :, :1].clone(),
+                              "width": size.width, "height": size.height, "frames": size.frames})

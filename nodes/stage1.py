@@ -1,0 +1,54 @@
+"""SwiftI2V Stage I Sampler: the low-resolution motion reference from a Wan 2.1 I2V model."""
+from comfy_api.latest import io
+
+from ..swift_core import resize_frames, size_from_image
+from . import host
+from .types import CATEGORY, sampling_inputs, size_inputs
+
+
+class SwiftI2VStage1Sampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="SwiftI2VStage1Sampler",
+            display_name="SwiftI2V Stage I Sampler",
+            category=CATEGORY,
+            description="Stage I: generates the low-resolution motion reference (W/4 x H/4) with a "
+                        "Wan 2.1 I2V model, conditioned on the input image as ComfyUI's "
+                        "WanImageToVideo does, then decodes it.",
+            inputs=[
+                io.Model.Input("model", tooltip="Wan 2.1 I2V 14B (480P) from Load Diffusion Model, "
+                                                "with the LightX2V 4-step LoRA applied."),
+                io.Conditioning.Input("positive", tooltip="Prompt (umt5 text encoder)."),
+                io.Conditioning.Input("negative", tooltip="Negative prompt (used when cfg > 1)."),
+                io.Vae.Input("vae", tooltip="Stage I VAE: wan_2.1_vae.safetensors (16 channels)."),
+                io.Image.Input("image", tooltip="The high-resolution input image (first frame)."),
+                *size_inputs(),
+                io.Int.Input("length", default=81, min=5, max=1025, step=4,
+                             tooltip="Frames of the video, 4k+1 (paper: 81)."),
+                *sampling_inputs(),
+                io.ClipVisionOutput.Input("clip_vision_output", optional=True,
+                                          tooltip="CLIP Vision Encode of the image "
+                                                  "(clip_vision_h), as Wan 2.1 I2V expects."),
+            ],
+            outputs=[
+                io.Image.Output("low_res", display_name="low_res",
+                                tooltip="The Stage I frames (W/4 x H/4)."),
+                io.Latent.Output("latent", display_name="latent", tooltip="The Stage I latent."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, vae, image, width, height, length, seed, steps,
+                cfg, sampler_name, scheduler, clip_vision_output=None) -> io.NodeOutput:
+        host.check_image(image, "image")
+        size = host.as_input_error(size_from_image, image.shape[2], image.shape[1], width, height,
+                                   length)
+        host.check_stage1_vae(vae)
+        w1, h1 = size.stage1
+        small = resize_frames(image[:1, ..., :3], w1, h1)
+        pos, neg, latent = host.stage1_conditioning(positive, negative, vae, small, w1, h1,
+                                                    length, clip_vision_output)
+        samples = host.ksample(model, latent, pos, neg, seed, steps, cfg, sampler_name, scheduler)
+        frames = host.vae_decode(vae, samples)
+        return io.NodeOutput(frames, {"samples": samples})

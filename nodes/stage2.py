@@ -1,0 +1,89 @@
+"""SwiftI2V CSG Stage II Sampler: 2K re-synthesis, segment by segment (paper Sec. 3.2)."""
+from comfy_api.latest import io
+
+from ..swift_core import ROPE_MODES, max_window_blocks, plan_segments, sample_csg
+from . import host
+from .types import CATEGORY, SwiftReference, sampling_inputs
+
+
+class SwiftI2VStage2Sampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="SwiftI2VStage2Sampler",
+            display_name="SwiftI2V CSG Stage II Sampler",
+            category=CATEGORY,
+            description="Stage II with Conditional Segment-wise Generation: each segment of M latent "
+                        "blocks is denoised inside a window with the anchor block and N previous "
+                        "blocks, then final. Memory is that of one window, not of the video.",
+            inputs=[
+                io.Model.Input("model", tooltip="Stage II model: Wan2.2-TI2V-5B (48 input channels: "
+                                                "refine mode) or SwiftI2V Stage II weights "
+                                                "(96 channels: swifti2v mode)."),
+                io.Conditioning.Input("positive", tooltip="Prompt (umt5 text encoder)."),
+                io.Conditioning.Input("negative", tooltip="Negative prompt (used when cfg > 1)."),
+                SwiftReference.Input("reference", tooltip="From the Hybrid Reference Builder."),
+                *sampling_inputs(),
+                io.Int.Input("m", default=3, min=1, max=256,
+                             tooltip="M: latent blocks denoised per segment (paper: 3). Larger is "
+                                     "faster but needs more memory; M >= blocks-1 disables CSG."),
+                io.Int.Input("n", default=1, min=0, max=64,
+                             tooltip="N: previous blocks kept as read-only context (paper: 1)."),
+                io.Combo.Input("rope", options=list(ROPE_MODES), default="window",
+                               tooltip="RoPE time positions of a window: 'window' = 0..w-1 as if "
+                                       "contiguous; 'absolute' = each block's index in the video. "
+                                       "Must match how the Stage II weights were trained."),
+                io.Combo.Input("mode", options=["auto", "swifti2v", "refine"], default="auto",
+                               tooltip="auto: from the model's input channels (96 -> swifti2v, "
+                                       "48 -> refine). refine is training-free on the public "
+                                       "Wan2.2-TI2V-5B: each segment starts from the reference "
+                                       "noised to 'denoise'."),
+                io.Float.Input("denoise", default=0.6, min=0.0, max=1.0, step=0.01,
+                               tooltip="refine mode only: how much of the reference is re-made "
+                                       "(0 < denoise <= 1; 1 = from pure noise)."),
+            ],
+            outputs=[io.Latent.Output("latent", display_name="latent",
+                                      tooltip="The 2K latent (ComfyUI's VAE Decode accepts it too).")],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, reference, seed, steps, cfg, sampler_name,
+                scheduler, m, n, rope, mode, denoise) -> io.NodeOutput:
+        host.check(isinstance(reference, dict) and "reference" in reference,
+                   "reference: expected the output of the SwiftI2V Hybrid Reference Builder")
+        host.check(m >= 1, f"m={m}: M must be >= 1")
+        host.check(n >= 0, f"n={n}: N must be >= 0")
+        mode = host.resolve_mode(model, mode)
+        host.check(mode != "refine" or 0.0 < denoise <= 1.0,
+                   f"denoise={denoise}: must be in (0, 1] for refine mode")
+        ref, anchor = reference["reference"], reference["anchor"]
+        blocks, lh, lw = ref.shape[2], ref.shape[3], ref.shape[4]
+        plan = host.as_input_error(plan_segments, blocks, m, n)
+
+        sigmas = host.stage2_sigmas(model, scheduler, steps, denoise if mode == "refine" else 1.0)
+        noise = host.prepare_noise(ref, seed)
+        extra = host.load_for_window(model, positive, negative, max_window_blocks(blocks, m, n),
+                                     lh, lw, cfg)
+        device = model.load_device
+        pbar = host.progress_bar(len(plan) * steps)
+
+        def on_progress(p):
+            host.throw_if_interrupted()
+            pbar.update_absolute(p.done)
+
+        def run():
+            return sample_csg(
+                host.comfy_denoiser(model, positive, negative, cfg, seed, rope),
+                noise.to(device), sigmas.to(device),
+                anchor=host.process_latent_in(model, anchor.to(device)),
+                reference=host.process_latent_in(model, ref.to(device)),
+                m=m, n=n, mode=mode, rope=rope, callback=on_progress,
+                sampler=host.comfy_sampler(sampler_name, seed, model.model))
+
+        try:
+            out = host.run_on_model(model, run)
+        finally:
+            host.release(extra)
+        out = host.process_latent_out(model, out).to(host.intermediate_device())
+        out[:, :, :1] = anchor.to(out.device)   # block 0 is the anchor latent, bit for bit
+        return io.NodeOutput({"samples": out})

@@ -1,0 +1,36 @@
+"""Custom ComfyUI types of the pack."""
+from comfy_api.latest import io
+
+#: dict(reference=[1,48,T',H',W'] raw VAE latent, anchor=[1,48,1,H',W'], width, height, frames)
+SwiftReference = io.Custom("SWIFTI2V_REFERENCE")
+
+CATEGORY = "SwiftI2V"
+
+
+def size_inputs():
+    """Width / height inputs shared by the nodes that take a target size."""
+    return [
+        io.Int.Input("width", default=2560, min=0, max=8192, step=32,
+                     tooltip="Target video width in pixels, a multiple of 32 (paper: 2560). "
+                             "0 = the input image's width, snapped down to a multiple of 32."),
+        io.Int.Input("height", default=1408, min=0, max=8192, step=32,
+                     tooltip="Target video height in pixels, a multiple of 32 (paper: 1408). "
+                             "0 = the input image's height, snapped down to a multiple of 32."),
+    ]
+
+
+def sampling_inputs(default_steps: int = 4):
+    from . import host
+    return [
+        io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
+                     tooltip="Seed of the noise. The same seed gives the same video."),
+        io.Int.Input("steps", default=default_steps, min=1, max=100,
+                     tooltip="Denoising steps (4 with the few-step LoRA / SwiftI2V weights)."),
+        io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1, round=0.01,
+                       tooltip="Classifier-free guidance. 1.0 = no CFG (one model pass per step, "
+                               "as in the paper); above 1 the negative prompt is used too."),
+        io.Combo.Input("sampler_name", options=host.SAMPLER_NAMES, default="euler",
+                       tooltip="ComfyUI sampler (Euler by default)."),
+        io.Combo.Input("scheduler", options=host.SCHEDULER_NAMES, default="simple",
+                       tooltip="ComfyUI scheduler; the model's own shift is applied."),
+    ]
