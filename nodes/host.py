@@ -26,6 +26,7 @@ import folder_paths
 import node_helpers
 
 from ..swift_core import window_activation_bytes
+from ..swift_core.tiling import tiled_apply
 from ..swift_core.memory import WanDiTConfig
 
 SAMPLER_NAMES = comfy.samplers.KSampler.SAMPLERS
@@ -124,25 +125,6 @@ def intermediate_device():
 
 
 # --------------------------------------------------------------------------- VAE streaming
-def _blend_weights(size: int, overlap: int, at_start: bool, at_end: bool, device):
-    w = torch.ones(size, device=device)
-    if overlap > 0:
-        ramp = torch.linspace(0, 1, overlap + 2, device=device)[1:-1]
-        if not at_start:
-            w[:overlap] = ramp
-        if not at_end:
-            w[-overlap:] = ramp.flip(0)
-    return w
-
-
-def _tiles(length: int, tile: int, overlap: int) -> list[int]:
-    if tile <= 0 or length <= tile:
-        return [0]
-    step = max(1, tile - overlap)
-    starts = list(range(0, length - tile, step)) + [length - tile]
-    return sorted(set(starts))
-
-
 class WanVAEStream:
     """Drives the Wan 2.2 VAE one latent block at a time with a causal cache of our own.
 
@@ -174,32 +156,6 @@ class WanVAEStream:
             need = self.vae.memory_used_encode((1, 3, 5, th * self.SPATIAL, tw * self.SPATIAL), dtype)
         mm.load_models_gpu([self.vae.patcher], memory_required=need,
                            force_full_load=getattr(self.vae, "disable_offload", False))
-
-    def _run_tiled(self, x, caches: dict, fn, scale: float, out_channels: int):
-        """Apply ``fn(tile, cache)`` over spatial tiles of ``x`` [1,C,t,H,W]; blend the outputs."""
-        _, _, _, H, W = x.shape
-        unit = self.SPATIAL if scale < 1 else 1          # tile size is in latent units
-        tile, ov = self.tile * unit, self.overlap * unit
-        ys, xs = _tiles(H, tile, ov), _tiles(W, tile, ov)
-        if len(ys) == 1 and len(xs) == 1:
-            return fn(x, caches.setdefault((0, 0), {}))
-        th, tw = min(tile, H), min(tile, W)
-        out = acc = None
-        for y in ys:
-            for x0 in xs:
-                o = fn(x[:, :, :, y:y + th, x0:x0 + tw], caches.setdefault((y, x0), {}))
-                if out is None:
-                    shape = (o.shape[0], o.shape[1], o.shape[2], round(H * scale), round(W * scale))
-                    out = torch.zeros(shape, device=o.device, dtype=torch.float32)
-                    acc = torch.zeros(shape[-2:], device=o.device, dtype=torch.float32)
-                oy, ox, oh, ow = round(y * scale), round(x0 * scale), o.shape[-2], o.shape[-1]
-                oov = round(ov * scale)
-                wy = _blend_weights(oh, oov, y == 0, y + th >= H, o.device)
-                wx = _blend_weights(ow, oov, x0 == 0, x0 + tw >= W, o.device)
-                wgt = wy[:, None] * wx[None, :]
-                out[..., oy:oy + oh, ox:ox + ow] += o.float() * wgt
-                acc[oy:oy + oh, ox:ox + ow] += wgt
-        return out / acc
 
     def _encode_tile(self, x, cache):
         feat = cache.setdefault("feat", [None] * wan22_vae.count_conv3d(self.net.encoder))
@@ -234,7 +190,8 @@ class WanVAEStream:
               f"frames: chunk of {n} frames does not align with the VAE's 4-frame blocks")
         pix = frames[..., :3].movedim(-1, 0).unsqueeze(0)            # [1, 3, n, H, W]
         pix = self.vae.process_input(pix).to(self.vae.vae_dtype).to(self.vae.device)
-        out = self._run_tiled(pix, self.enc_caches, self._encode_tile, 1 / self.SPATIAL, 48)
+        out = tiled_apply(pix, self._encode_tile, self.tile * self.SPATIAL,
+                          self.overlap * self.SPATIAL, 1 / self.SPATIAL, self.enc_caches)
         self.frames_in += n
         return out.to(self.vae.output_device).float()
 
@@ -242,7 +199,8 @@ class WanVAEStream:
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Raw latent blocks [1, 48, k, h, w], in order -> IMAGE frames [n, H, W, 3] (0..1)."""
         z = latent.to(self.vae.vae_dtype).to(self.vae.device)
-        out = self._run_tiled(z, self.dec_caches, self._decode_tile, self.SPATIAL, 3)
+        out = tiled_apply(z, self._decode_tile, self.tile, self.overlap, self.SPATIAL,
+                          self.dec_caches)
         self.blocks_in += latent.shape[2]
         pix = self.vae.process_output(out.to(self.vae.output_device).float())
         return pix[0].movedim(0, -1)                                   # [n, H, W, 3]

@@ -1,0 +1,80 @@
+"""Make tiny, randomly initialised model files in the key layout ComfyUI's loaders detect.
+
+Runs inside ComfyUI's Python (it builds ComfyUI's own modules on the meta device to list keys and
+shapes, then fills every tensor from a seeded generator). Nothing of ComfyUI is copied.
+
+    $COMFYUI_PYTHON tests/host/make_tiny_models.py OUT_DIR
+"""
+import math
+import os
+import sys
+
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, os.environ.get("COMFYUI_PATH", "."))
+OUT = sys.argv[1]
+sys.argv = [sys.argv[0], "--cpu"]          # ComfyUI reads its flags at import
+import comfy.options                        # noqa: E402
+
+comfy.options.enable_args_parsing()
+
+import comfy.ldm.wan.model as wan_model      # noqa: E402
+import comfy.ops                              # noqa: E402
+import comfy.ldm.wan.vae as wan21_vae         # noqa: E402
+import comfy.ldm.wan.vae2_2 as wan22_vae      # noqa: E402
+
+
+def random_state(module: torch.nn.Module, seed: int, dtype=torch.float16) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, p in module.state_dict().items():
+        shape = tuple(p.shape)
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in ("gamma",) or (leaf == "weight" and len(shape) == 1):
+            t = torch.ones(shape)
+        elif leaf == "bias" or len(shape) == 0:
+            t = torch.zeros(shape)
+        else:
+            fan_in = math.prod(shape[1:]) if len(shape) > 1 else shape[0]
+            t = torch.randn(shape, generator=g) / math.sqrt(max(fan_in, 1))
+        out[name] = t.to(dtype).contiguous()
+    return out
+
+
+def meta(cls, **kw):
+    with torch.device("meta"):
+        return cls(**kw)
+
+
+def dit(in_dim, out_dim, model_type, seed):
+    m = meta(wan_model.WanModel, operations=comfy.ops.disable_weight_init, model_type=model_type, in_dim=in_dim, out_dim=out_dim, dim=128,
+             ffn_dim=256, num_heads=1, num_layers=2, text_dim=4096, freq_dim=256)
+    return random_state(m, seed)
+
+
+def main(out):
+    os.makedirs(os.path.join(out, "diffusion_models"), exist_ok=True)
+    os.makedirs(os.path.join(out, "vae"), exist_ok=True)
+    jobs = {
+        "diffusion_models/tiny_wan21_i2v.safetensors": lambda: dit(36, 16, "i2v", 1),
+        "diffusion_models/tiny_wan22_ti2v_48ch.safetensors": lambda: dit(48, 48, "t2v", 2),
+        "diffusion_models/tiny_wan22_swifti2v_96ch.safetensors": lambda: dit(96, 48, "t2v", 3),
+        "vae/wan_2.1_vae_random.safetensors": lambda: random_state(meta(
+            wan21_vae.WanVAE, dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+            attn_scales=[], temperal_downsample=[False, True, True]), 4),
+        "vae/wan2.2_vae_random.safetensors": lambda: random_state(meta(
+            wan22_vae.WanVAE, dim=160, z_dim=48, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+            attn_scales=[], temperal_downsample=[False, True, True]), 5),
+    }
+    for rel, make in jobs.items():
+        path = os.path.join(out, rel)
+        if not os.path.exists(path):
+            tmp = path + ".tmp"
+            save_file(make(), tmp)
+            os.replace(tmp, path)
+        print(path)
+
+
+if __name__ == "__main__":
+    main(OUT)

@@ -1,0 +1,109 @@
+"""Start a real ComfyUI (``--cpu``, 127.0.0.1) with this pack and the test nodes, isolated dirs."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PACK_NAME = "ComfyUI-SwiftI2V"
+TEST_NODES = Path(__file__).resolve().parent / "custom_nodes" / "swifti2v_test_nodes"
+
+
+def comfyui_path() -> str | None:
+    return os.environ.get("COMFYUI_PATH") or None
+
+
+def comfyui_python() -> str:
+    return os.environ.get("COMFYUI_PYTHON") or sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tiny_models(comfy: str) -> Path:
+    """Tiny random model files, made once per ComfyUI checkout and cached in the temp dir."""
+    key = hashlib.sha1(os.path.realpath(comfy).encode()).hexdigest()[:10]
+    out = Path(tempfile.gettempdir()) / f"swifti2v-tiny-models-{key}"
+    subprocess.run([comfyui_python(), str(Path(__file__).with_name("make_tiny_models.py")),
+                    str(out)], cwd=comfy, env=dict(os.environ, COMFYUI_PATH=comfy), check=True,
+                   capture_output=True, text=True)
+    return out
+
+
+class ComfyServer:
+    def __init__(self, workdir: Path, models: Path, extra_args=()):
+        self.comfy = comfyui_path()
+        self.workdir = Path(workdir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.output = self.workdir / "output"
+        self.input = self.workdir / "input"
+        nodes = self.workdir / "custom_nodes"
+        for d in (self.output, self.input, nodes, self.workdir / "temp", self.workdir / "user"):
+            d.mkdir(parents=True, exist_ok=True)
+        for link, target in ((nodes / PACK_NAME, ROOT), (nodes / TEST_NODES.name, TEST_NODES)):
+            if not link.exists():
+                link.symlink_to(target, target_is_directory=True)
+        for img in ("astronaut.png", "chelsea.png"):
+            src = Path(self.comfy) / "input" / img
+            if src.exists():
+                shutil.copy(src, self.input / img)
+        self.yaml = self.workdir / "extra_model_paths.yaml"
+        self.yaml.write_text(f"swifti2v_test:\n  base_path: {models}\n"
+                             f"  diffusion_models: diffusion_models\n  vae: vae\n  loras: loras\n"
+                             f"  custom_nodes: {nodes}\n")
+        self.args = [comfyui_python(), "main.py", "--cpu", "--listen", "127.0.0.1",
+                     "--port", str(self.port), "--extra-model-paths-config", str(self.yaml),
+                     "--output-directory", str(self.output), "--input-directory", str(self.input),
+                     "--temp-directory", str(self.workdir / "temp"),
+                     "--user-directory", str(self.workdir / "user"),
+                     "--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_NAME,
+                     TEST_NODES.name, *extra_args]
+        self.log_path = self.workdir / "server.log"
+        self.proc = None
+
+    def start(self, timeout: float = 180.0) -> "ComfyServer":
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(self.args, cwd=self.comfy, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited at start:\n{self.log_text()[-3000:]}")
+            try:
+                if requests.get(self.url + "/system_stats", timeout=2).ok:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"ComfyUI did not start within {timeout} s:\n{self.log_text()[-3000:]}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def version(self) -> str:
+        return requests.get(self.url + "/system_stats", timeout=5).json()["system"].get(
+            "comfyui_version", "?")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if getattr(self, "log", None):
+            self.log.close()

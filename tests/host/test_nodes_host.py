@@ -1,0 +1,142 @@
+"""The four nodes inside a real ComfyUI, through its HTTP API (skipped without COMFYUI_PATH)."""
+import threading
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from swift_batch.client import PromptError, output_files
+
+from .graphs import pipeline
+
+NODES = {
+    "SwiftI2VStage1Sampler": "SwiftI2V Stage I Sampler",
+    "SwiftI2VHybridReference": "SwiftI2V Hybrid Reference Builder",
+    "SwiftI2VStage2Sampler": "SwiftI2V CSG Stage II Sampler",
+    "SwiftI2VSegmentDecoder": "SwiftI2V Segment Decoder",
+}
+
+
+def saved(server, name):
+    return load_file(str(server.output / "swifti2v_test" / f"{name}.safetensors"))
+
+
+def video_frames(path):
+    import av
+    with av.open(str(path)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    return frames
+
+
+def rel_err(a, b):
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-8))
+
+
+def test_object_info_lists_the_four_nodes(client):
+    info = client.object_info()
+    for node_id, title in NODES.items():
+        assert node_id in info, node_id
+        node = info[node_id]
+        assert node["display_name"] == title and node["category"] == "SwiftI2V"
+        for group in ("required", "optional"):
+            for name, spec in node["input"].get(group, {}).items():
+                assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+    assert info["SwiftI2VStage2Sampler"]["output"] == ["LATENT"]
+    assert info["SwiftI2VHybridReference"]["output"] == ["SWIFTI2V_REFERENCE"]
+
+
+@pytest.mark.parametrize("stage2,opts", [
+    ("stage2_48", dict(mode="auto", rope="window", cfg2=1.0, sampler2="euler")),
+    ("stage2_96", dict(mode="swifti2v", rope="absolute", cfg2=2.5, sampler2="dpmpp_2m")),
+])
+def test_full_graph(client, server, stage2, opts):
+    name = f"full_{stage2}"
+    entry = client.run(pipeline(stage2=stage2, save_name=name, prefix=f"full/{name}", **opts),
+                       timeout=900)
+    files = [f for f in output_files(entry) if f["filename"].endswith(".mp4")]
+    assert len(files) == 1
+    frames = video_frames(server.output / files[0]["subfolder"] / files[0]["filename"])
+    assert len(frames) == 9 and frames[0].shape == (64, 64, 3)
+    t = saved(server, name)
+    assert tuple(t["latent"].shape) == (1, 48, 3, 4, 4)
+    assert (t["latent"][:, :, :1] == t["anchor"]).all()          # block 0 is the anchor, exactly
+    assert not (t["latent"][:, :, 1:] == t["reference"][:, :, 1:]).all()
+    assert tuple(t["images"].shape) == (9, 64, 64, 3)
+    assert rel_err(t["images"], t["images_b"]) < 1e-3             # == ComfyUI's one-shot decode
+    assert not list((server.output / "full").glob(".*.part"))
+
+
+def test_reference_really_reaches_the_96_channel_model(client, server):
+    """A 96-channel model given no concat image silently gets zeros: the reference must matter."""
+    for seed1 in (0, 1):            # another Stage I motion: same anchor, other reference
+        client.run(pipeline(stage2="stage2_96", seed1=seed1, decoder=False, compare=False,
+                            save_name=f"ref_{seed1}"), timeout=900)
+    a, b = saved(server, "ref_0"), saved(server, "ref_1")
+    assert (a["anchor"] == b["anchor"]).all()
+    assert not (a["reference"][:, :, 1:] == b["reference"][:, :, 1:]).all()
+    assert (a["latent"][:, :, 1:] - b["latent"][:, :, 1:]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("kw,needle", [
+    (dict(width=70), "width=70: must be a positive multiple of 32"),
+    (dict(length=8), "frames=8: must be 4k+1"),
+    (dict(vae_ref="vae1"), "vae: expected the Wan 2.2 VAE (48 latent channels"),
+    (dict(stage2_model="tiny_wan21_i2v.safetensors"), "model: the Stage II model must take 96"),
+    (dict(mode="swifti2v"), "mode='swifti2v': the loaded Stage II model has 48 input channels"),
+    (dict(denoise=0.0), "denoise=0.0: must be in (0, 1]"),
+])
+def test_bad_input_names_the_input(client, kw, needle):
+    with pytest.raises(PromptError) as e:
+        client.run(pipeline(decoder=False, compare=False, save_name="bad", **kw), timeout=900)
+    assert needle in str(e.value)
+
+
+def test_empty_image_batch_is_refused(client):
+    g = pipeline(decoder=False, compare=False, save_name="bad")
+    g["8"] = {"class_type": "SwiftTestEmptyImage", "inputs": {}}
+    g["10"]["inputs"]["image"] = ["8", 0]
+    with pytest.raises(PromptError) as e:
+        client.run(g, timeout=900)
+    assert "image: expected an IMAGE with at least one frame, got (0, 64, 64, 3)" in str(e.value)
+
+
+def interrupt_on_progress(client, node):
+    fired = threading.Event()
+
+    def on_event(kind, data):
+        if kind == "progress" and data.get("node") == node and not fired.is_set():
+            fired.set()
+            client.interrupt()
+
+    return on_event, fired
+
+
+@pytest.mark.parametrize("node,steps2", [("12", 100), ("13", 2)])
+def test_interrupt_leaves_no_file_under_the_final_name(client, server, node, steps2):
+    prefix = f"cancel_{node}/video"
+    on_event, fired = interrupt_on_progress(client, node)
+    with pytest.raises(PromptError, match="interrupted"):
+        client.run(pipeline(steps2=steps2, prefix=prefix, save_name=f"c{node}"),
+                   on_event=on_event, timeout=900)
+    assert fired.is_set()
+    folder = server.output / f"cancel_{node}"
+    left = list(folder.iterdir()) if folder.exists() else []
+    assert left == [], left
+
+
+def test_chunked_reference_encoding_equals_one_shot_vae_encode(client, server):
+    """The builder encodes block by block carrying the causal cache: same as ComfyUI's VAEEncode."""
+    g = pipeline(upscale="nearest-exact", decoder=False, compare=False, save_name="enc")
+    del g["12"], g["15"]["inputs"]["latent"]
+    scale = {"upscale_method": "nearest-exact", "width": 64, "height": 64, "crop": "disabled"}
+    g["20"] = {"class_type": "ImageScale", "inputs": {"image": ["10", 0], **scale}}
+    g["21"] = {"class_type": "ImageScale", "inputs": {"image": ["7", 0], **scale}}
+    g["22"] = {"class_type": "ImageFromBatch", "inputs": {"image": ["20", 0], "batch_index": 1,
+                                                          "length": 8}}
+    g["23"] = {"class_type": "ImageBatch", "inputs": {"image1": ["21", 0], "image2": ["22", 0]}}
+    g["24"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["23", 0], "vae": ["4", 0]}}
+    g["15"]["inputs"]["latent"] = ["24", 0]
+    client.run(g, timeout=900)
+    t = saved(server, "enc")
+    assert t["reference"].shape == t["latent"].shape == (1, 48, 3, 4, 4)
+    assert rel_err(t["reference"], t["latent"]) < 1e-3
