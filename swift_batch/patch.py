@@ -1,0 +1,80 @@
+"""Patch an API-format workflow for one batch row."""
+from __future__ import annotations
+
+import copy
+import json
+
+from .rows import Row
+
+SAMPLERS = ("SwiftI2VStage1Sampler", "SwiftI2VStage2Sampler")
+SIZED = ("SwiftI2VStage1Sampler", "SwiftI2VHybridReference")
+SAVERS = ("SaveVideo", "SwiftI2VSegmentDecoder")
+
+
+class WorkflowError(ValueError):
+    pass
+
+
+def find(workflow: dict, *, class_type=None, title=None) -> list[str]:
+    return [k for k, n in workflow.items()
+            if (class_type is None or n.get("class_type") in
+                ((class_type,) if isinstance(class_type, str) else class_type))
+            and (title is None or n.get("_meta", {}).get("title") == title)]
+
+
+def node_ref(workflow: dict, ref: str) -> str:
+    """A node id, or a node title (``_meta.title``)."""
+    if ref in workflow:
+        return ref
+    ids = find(workflow, title=ref)
+    if len(ids) != 1:
+        raise WorkflowError(f"--set: no single node with id or title {ref!r} "
+                            f"({len(ids)} found)")
+    return ids[0]
+
+
+def apply_sets(workflow: dict, sets: list[str]) -> dict:
+    """``NODE.INPUT=VALUE`` overrides (VALUE parsed as JSON when it is JSON)."""
+    wf = copy.deepcopy(workflow)
+    for s in sets:
+        target, sep, value = s.partition("=")
+        ref, dot, key = target.rpartition(".")
+        if not sep or not dot:
+            raise WorkflowError(f"--set {s!r}: expected NODE.INPUT=VALUE")
+        try:
+            val = json.loads(value)
+        except json.JSONDecodeError:
+            val = value
+        wf[node_ref(wf, ref)]["inputs"][key] = val
+    return wf
+
+
+def patch_for_row(workflow: dict, row: Row, image_name: str, prefix: str) -> dict:
+    wf = copy.deepcopy(workflow)
+    loads = find(wf, class_type="LoadImage")
+    if len(loads) != 1:
+        raise WorkflowError(f"workflow: expected one LoadImage node, found {len(loads)}")
+    wf[loads[0]]["inputs"]["image"] = image_name
+    pos = find(wf, title="Positive Prompt")
+    if len(pos) != 1:
+        raise WorkflowError("workflow: expected one node titled 'Positive Prompt'")
+    wf[pos[0]]["inputs"]["text"] = row.prompt
+    if row.negative is not None:
+        for k in find(wf, title="Negative Prompt"):
+            wf[k]["inputs"]["text"] = row.negative
+    for k in find(wf, class_type=SAMPLERS):
+        if row.seed is not None:
+            wf[k]["inputs"]["seed"] = row.seed
+    for k in find(wf, class_type=SIZED):
+        for key in ("width", "height"):
+            if getattr(row, key) is not None:
+                wf[k]["inputs"][key] = getattr(row, key)
+    if row.frames is not None:
+        for k in find(wf, class_type="SwiftI2VStage1Sampler"):
+            wf[k]["inputs"]["length"] = row.frames
+    savers = find(wf, class_type=SAVERS)
+    if not savers:
+        raise WorkflowError("workflow: no SaveVideo or SwiftI2V Segment Decoder node")
+    for k in savers:
+        wf[k]["inputs"]["filename_prefix"] = f"{prefix}/{row.name}"
+    return wf

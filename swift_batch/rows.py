@@ -1,0 +1,114 @@
+"""Batch rows: a CSV or JSON-lines file of (image, prompt, optional seed/size/frames/name)."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+FIELDS = ("image", "prompt", "negative", "seed", "width", "height", "frames", "name")
+INT_FIELDS = ("seed", "width", "height", "frames")
+
+
+class RowError(ValueError):
+    """A row that cannot be run; the message names the row and what is wrong."""
+
+
+@dataclass
+class Row:
+    number: int                 # 1-based, as a user counts data rows
+    image: Path
+    prompt: str
+    negative: Optional[str] = None
+    seed: Optional[int] = None
+    width: Optional[int] = None
+    height: Optional[int] = None
+    frames: Optional[int] = None
+    name: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _raw_rows(path: Path) -> list[dict]:
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        out = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                out.append(RowError(f"row {len(out) + 1} (line {i}): not valid JSON ({e.msg})"))
+                continue
+            out.append(obj if isinstance(obj, dict) else
+                       RowError(f"row {len(out) + 1} (line {i}): expected a JSON object"))
+        return out
+    return list(csv.DictReader(text.splitlines()))
+
+
+def _safe_stem(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("._") or "video"
+
+
+def parse_row(number: int, raw: dict, base: Path) -> Row:
+    if isinstance(raw, Exception):
+        raise raw
+    raw = {str(k).strip().lower(): v for k, v in raw.items() if k is not None}
+    image = str(raw.get("image") or "").strip()
+    prompt = str(raw.get("prompt") or "").strip()
+    if not image:
+        raise RowError(f"row {number}: 'image' is empty (a path to an image file is required)")
+    if not prompt:
+        raise RowError(f"row {number}: 'prompt' is empty")
+    values = {}
+    for key in INT_FIELDS:
+        v = raw.get(key)
+        if v is None or str(v).strip() == "":
+            continue
+        try:
+            values[key] = int(str(v).strip())
+        except ValueError:
+            raise RowError(f"row {number}: {key}={v!r} is not a whole number") from None
+    for key in ("width", "height"):
+        if key in values and (values[key] <= 0 or values[key] % 32):
+            raise RowError(f"row {number}: {key}={values[key]} must be a positive multiple of 32")
+    if "frames" in values and (values["frames"] < 5 or (values["frames"] - 1) % 4):
+        raise RowError(f"row {number}: frames={values['frames']} must be 4k+1 (e.g. 81)")
+    path = Path(image).expanduser()
+    path = path if path.is_absolute() else base / path
+    negative = str(raw.get("negative") or "").strip() or None
+    name = _safe_stem(str(raw.get("name") or "").strip() or path.stem)
+    extra = {k: v for k, v in raw.items() if k not in FIELDS}
+    return Row(number, path, prompt, negative, name=name, extra=extra, **values)
+
+
+def read_rows(path: Path, base: Optional[Path] = None) -> list:
+    """Rows in order; a row that cannot be parsed is returned as its RowError (not raised)."""
+    base = base or path.parent
+    out, names = [], {}
+    for i, raw in enumerate(_raw_rows(path), 1):
+        try:
+            row = parse_row(i, raw, base)
+        except RowError as e:
+            out.append(e)
+            continue
+        names[row.name] = names.get(row.name, 0) + 1
+        if names[row.name] > 1:                       # same image twice: keep names apart
+            row.name = f"{row.name}_{row.number}"
+        out.append(row)
+    return out
+
+
+def check_image(row: Row) -> None:
+    from PIL import Image
+
+    if not row.image.is_file():
+        raise RowError(f"row {row.number}: image {str(row.image)!r} does not exist")
+    try:
+        with Image.open(row.image) as im:
+            im.verify()
+    except Exception as e:  # PIL raises many kinds
+        raise RowError(f"row {row.number}: image {str(row.image)!r} cannot be read "
+                       f"({type(e).__name__}: {e})") from None

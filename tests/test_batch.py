@@ -1,0 +1,120 @@
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from swift_batch.__main__ import main
+from swift_batch.client import ComfyClient, ServerUnreachable
+from swift_batch.patch import WorkflowError, apply_sets, patch_for_row
+from swift_batch.rows import RowError, check_image, read_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+API = json.loads((ROOT / "workflows" / "swifti2v_2k_api.json").read_text())
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]        # closed once the socket is
+
+
+@pytest.fixture
+def images(tmp_path):
+    from PIL import Image
+    Image.new("RGB", (96, 64), (200, 10, 10)).save(tmp_path / "red.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image at all")
+    return tmp_path
+
+
+def test_csv_rows(images):
+    (images / "rows.csv").write_text(
+        "image,prompt,seed,width,height,frames,name\n"
+        "red.png,a red square,7,1024,576,33,\n"
+        "red.png,again,,,,,\n"
+        ",no image,,,,,\n"
+        "red.png,bad seed,seven,,,,\n"
+        "red.png,bad size,1,1000,576,,\n"
+        "red.png,bad frames,1,,,80,\n")
+    rows = read_rows(images / "rows.csv")
+    a, b = rows[0], rows[1]
+    assert (a.seed, a.width, a.height, a.frames, a.name) == (7, 1024, 576, 33, "red")
+    assert a.image == images / "red.png" and b.name == "red_2"
+    assert [str(r) for r in rows[2:]] == [
+        "row 3: 'image' is empty (a path to an image file is required)",
+        "row 4: seed='seven' is not a whole number",
+        "row 5: width=1000 must be a positive multiple of 32",
+        "row 6: frames=80 must be 4k+1 (e.g. 81)"]
+
+
+def test_jsonl_rows(images):
+    (images / "rows.jsonl").write_text(
+        '{"image": "red.png", "prompt": "p", "seed": 3, "name": "my clip"}\n\n'
+        'not json\n[1]\n{"image": "red.png"}\n')
+    rows = read_rows(images / "rows.jsonl")
+    assert rows[0].name == "my_clip" and rows[0].seed == 3
+    assert "not valid JSON" in str(rows[1]) and "expected a JSON object" in str(rows[2])
+    assert str(rows[3]) == "row 4: 'prompt' is empty"
+
+
+def test_unreadable_and_missing_images(images):
+    (images / "rows.csv").write_text("image,prompt\nbroken.png,x\nnope.png,y\n")
+    broken, missing = read_rows(images / "rows.csv")
+    with pytest.raises(RowError, match=r"row 1: image '.*broken.png' cannot be read"):
+        check_image(broken)
+    with pytest.raises(RowError, match=r"row 2: image '.*nope.png' does not exist"):
+        check_image(missing)
+
+
+def test_patch_for_row(images):
+    (images / "rows.csv").write_text("image,prompt,negative,seed,width,height,frames\n"
+                                     "red.png,hello,ugly,5,1024,576,33\n")
+    (row,) = read_rows(images / "rows.csv")
+    wf = patch_for_row(API, row, "swifti2v/red.png", "batch")
+    by_type = {}
+    for n in wf.values():
+        by_type.setdefault(n["class_type"], []).append(n["inputs"])
+    assert by_type["LoadImage"][0]["image"] == "swifti2v/red.png"
+    texts = {n["_meta"]["title"]: n["inputs"].get("text") for n in wf.values()}
+    assert texts["Positive Prompt"] == "hello" and texts["Negative Prompt"] == "ugly"
+    assert by_type["SwiftI2VStage1Sampler"][0]["seed"] == by_type["SwiftI2VStage2Sampler"][0]["seed"] == 5
+    for t in ("SwiftI2VStage1Sampler", "SwiftI2VHybridReference"):
+        assert (by_type[t][0]["width"], by_type[t][0]["height"]) == (1024, 576)
+    assert by_type["SwiftI2VStage1Sampler"][0]["length"] == 33
+    assert by_type["SaveVideo"][0]["filename_prefix"] == "batch/red"
+    assert API["10"]["inputs"]["seed"] == 42                 # the template is untouched
+
+
+def test_set_overrides_by_id_or_title():
+    wf = apply_sets(API, ["11.unet_name=mine.safetensors",
+                          "Load Stage I VAE (Wan 2.1).vae_name=x.safetensors", "14.m=2"])
+    assert wf["11"]["inputs"]["unet_name"] == "mine.safetensors" and wf["14"]["inputs"]["m"] == 2
+    assert wf["3"]["inputs"]["vae_name"] == "x.safetensors"
+    with pytest.raises(WorkflowError, match="no single node with id or title 'Nope'"):
+        apply_sets(API, ["Nope.x=1"])
+
+
+def test_server_unreachable_is_a_clear_error(images, capsys):
+    port = closed_port()
+    with pytest.raises(ServerUnreachable, match=f"cannot reach ComfyUI at http://127.0.0.1:{port}"):
+        ComfyClient(f"http://127.0.0.1:{port}", timeout=5).object_info()
+    (images / "rows.csv").write_text("image,prompt\nred.png,x\n")
+    rc = main(["--rows", str(images / "rows.csv"), "--out", str(images / "out"),
+               "--server", f"http://127.0.0.1:{port}", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"cannot reach ComfyUI at http://127.0.0.1:{port}" in err
+    assert "no usable ComfyUI server" in err
+
+
+def test_resume_skips_done_rows_and_bad_rows_do_not_stop_the_batch(images, capsys):
+    (images / "rows.csv").write_text("image,prompt\nred.png,x\n,missing image\n")
+    out = images / "out"
+    out.mkdir()
+    (out / "red.mp4").write_bytes(b"done before")
+    rc = main(["--rows", str(images / "rows.csv"), "--out", str(out),
+               "--server", f"http://127.0.0.1:{closed_port()}", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1                            # the bad row failed; nothing needed the server
+    assert "already done, skipped: red" in err and "row 2: 'image' is empty" in err
+    assert (out / "red.mp4").read_bytes() == b"done before"
