@@ -53,13 +53,27 @@ def dit(in_dim, out_dim, model_type, seed):
     return random_state(m, seed)
 
 
+def lora(seed, rank=4, dim=128, layers=2):
+    """A LightX2V-style LoRA (diffusion_model.* lora_down/lora_up) for the tiny Wan 2.1."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for b in range(layers):
+        for name in ("self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o", "cross_attn.q",
+                     "cross_attn.o"):
+            key = f"diffusion_model.blocks.{b}.{name}"
+            out[f"{key}.lora_down.weight"] = (torch.randn(rank, dim, generator=g) * 0.05).half()
+            out[f"{key}.lora_up.weight"] = (torch.randn(dim, rank, generator=g) * 0.05).half()
+    return out
+
+
 def main(out):
-    os.makedirs(os.path.join(out, "diffusion_models"), exist_ok=True)
-    os.makedirs(os.path.join(out, "vae"), exist_ok=True)
+    for d in ("diffusion_models", "vae", "loras"):
+        os.makedirs(os.path.join(out, d), exist_ok=True)
     jobs = {
         "diffusion_models/tiny_wan21_i2v.safetensors": lambda: dit(36, 16, "i2v", 1),
         "diffusion_models/tiny_wan22_ti2v_48ch.safetensors": lambda: dit(48, 48, "t2v", 2),
         "diffusion_models/tiny_wan22_swifti2v_96ch.safetensors": lambda: dit(96, 48, "t2v", 3),
+        "loras/tiny_lightx2v_lora.safetensors": lambda: lora(6),
         "vae/wan_2.1_vae_random.safetensors": lambda: random_state(meta(
             wan21_vae.WanVAE, dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
             attn_scales=[], temperal_downsample=[False, True, True]), 4),

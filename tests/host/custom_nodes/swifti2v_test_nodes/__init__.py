@@ -18,10 +18,12 @@ class SwiftTestConditioning:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2**31})}}
+        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2**31})},
+                "optional": {"text": ("STRING", {"default": ""})}}
 
-    def make(self, seed):
-        g = torch.Generator().manual_seed(seed)
+    def make(self, seed, text=""):
+        import zlib
+        g = torch.Generator().manual_seed(seed + zlib.crc32(text.encode()))
         return ([[torch.randn(1, 512, 4096, generator=g), {}]],)
 
 
