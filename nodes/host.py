@@ -23,6 +23,7 @@ import comfy.sampler_helpers
 import comfy.samplers
 import comfy.utils
 import folder_paths
+import latent_preview
 import node_helpers
 
 from ..swift_core import window_activation_bytes
@@ -114,6 +115,18 @@ def dit_config(model) -> WanDiTConfig:
 # ----------------------------------------------------------------------------- progress
 def progress_bar(total: int):
     return comfy.utils.ProgressBar(total)
+
+
+def previewer(model):
+    """ComfyUI's latent previewer for this model (None when previews are off)."""
+    return latent_preview.get_previewer(model.load_device, model.model.latent_format)
+
+
+def preview_image(prev, x0):
+    """A preview of the last latent frame of ``x0`` [B, C, T, H, W] for the progress bar."""
+    if prev is None or x0 is None:
+        return None
+    return prev.decode_latent_to_preview_image("JPEG", x0[:, :, -1:])
 
 
 def throw_if_interrupted() -> None:
@@ -235,14 +248,10 @@ def stage1_conditioning(positive, negative, vae, image, width: int, height: int,
 
 def ksample(model, latent, positive, negative, seed: int, steps: int, cfg: float,
             sampler_name: str, scheduler: str, denoise: float = 1.0):
-    """ComfyUI's own sampling (what KSampler runs), with its progress bar and Cancel."""
+    """ComfyUI's own sampling (what KSampler runs), with its progress bar, previews and Cancel."""
     latent = comfy.sample.fix_empty_latent_channels(model, latent)
     noise = comfy.sample.prepare_noise(latent, seed)
-    pbar = progress_bar(steps)
-
-    def callback(step, x0, x, total_steps):
-        pbar.update_absolute(step + 1, total_steps)
-
+    callback = latent_preview.prepare_callback(model, steps)
     return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive,
                                negative, latent, denoise=denoise, callback=callback,
                                disable_pbar=True, seed=seed)

@@ -66,10 +66,12 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
                                      lh, lw, cfg)
         device = model.load_device
         pbar = host.progress_bar(len(plan) * steps)
+        prev = host.previewer(model)
 
         def on_progress(p):
             host.throw_if_interrupted()
-            pbar.update_absolute(p.done)
+            if not p.finished:
+                pbar.update_absolute(p.done, None, host.preview_image(prev, p.denoised))
 
         def run():
             return sample_csg(

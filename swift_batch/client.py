@@ -123,10 +123,11 @@ class ComfyClient:
         return f"{scheme}://{u.netloc}{u.path}/ws?clientId={self.client_id}"
 
     def run(self, prompt: dict, on_event: Optional[Callable[[str, dict], None]] = None,
-            timeout: float = 3600.0) -> dict:
+            timeout: float = 3600.0, on_preview: Optional[Callable[[bytes], None]] = None) -> dict:
         """Queue ``prompt``, follow it over the websocket, return its history entry.
 
-        ``on_event(type, data)`` sees every message of this prompt (progress, executing, ...).
+        ``on_event(type, data)`` sees every message of this prompt (progress, executing, ...);
+        ``on_preview(bytes)`` the binary preview frames (JPEG/PNG behind an 8-byte header).
         Raises PromptError when the prompt is refused, fails or is interrupted.
         """
         import websocket  # websocket-client
@@ -147,8 +148,10 @@ class ComfyClient:
                     raw = ws.recv()
                 except websocket.WebSocketTimeoutException:
                     continue
-                if not isinstance(raw, str):
-                    continue                                   # binary preview frames
+                if not isinstance(raw, str):                   # binary preview frames
+                    if on_preview is not None:
+                        on_preview(raw)
+                    continue
                 msg = json.loads(raw)
                 kind, data = msg.get("type"), msg.get("data") or {}
                 if data.get("prompt_id") not in (None, prompt_id):

@@ -51,7 +51,8 @@ class CSGProgress:
     """What ``sample_csg`` tells its callback: after each step, and once per finished segment.
 
     ``latent`` (with ``blocks``) is set only on the segment-finished event and holds that segment's
-    final blocks [B, C, len(blocks), H, W], ready to decode.
+    final blocks [B, C, len(blocks), H, W], ready to decode. ``denoised`` (step events) is the
+    sampler's current clean estimate of the segment's blocks, for previews.
     """
 
     segment: int
@@ -60,6 +61,7 @@ class CSGProgress:
     num_steps: int
     blocks: Optional[tuple[int, ...]] = None
     latent: Optional[torch.Tensor] = None
+    denoised: Optional[torch.Tensor] = None
 
     @property
     def finished(self) -> bool:
@@ -133,7 +135,8 @@ def sample_csg(denoise, noise, sigmas, *, anchor, reference, m: int = 3, n: int 
 
         def on_step(info, seg=seg):
             if callback is not None:
-                callback(CSGProgress(seg.index, len(plan), info["i"] + 1, num_steps))
+                callback(CSGProgress(seg.index, len(plan), info["i"] + 1, num_steps,
+                                     denoised=info.get("denoised")))
 
         latent[:, :, cur] = sampler(model, start, sigmas, callback=on_step)
         if callback is not None:

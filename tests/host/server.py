@@ -69,6 +69,7 @@ class ComfyServer:
                      "--output-directory", str(self.output), "--input-directory", str(self.input),
                      "--temp-directory", str(self.workdir / "temp"),
                      "--user-directory", str(self.workdir / "user"),
+                     "--preview-method", "latent2rgb",
                      "--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_NAME,
                      TEST_NODES.name, *extra_args]
         self.log_path = self.workdir / "server.log"

@@ -100,6 +100,22 @@ def test_empty_image_batch_is_refused(client):
     assert "image: expected an IMAGE with at least one frame, got (0, 64, 64, 3)" in str(e.value)
 
 
+def test_stage2_progress_covers_segments_times_steps_with_previews(client):
+    events, previews, current = [], [], [None]
+
+    def on_event(kind, data):
+        if kind == "executing":
+            current[0] = data.get("node")
+        if kind == "progress" and data.get("node") == "12":
+            events.append((data["value"], data["max"]))
+
+    client.run(pipeline(steps2=3, m=1, decoder=False, compare=False, save_name="prog"),
+               on_event=on_event, on_preview=lambda b: previews.append(current[0]),
+               timeout=900)
+    assert events[-1] == (6, 6) and [v for v, _ in events] == list(range(1, 7))  # 2 segs x 3
+    assert previews.count("12") >= 6
+
+
 def interrupt_on_progress(client, node):
     fired = threading.Event()
 
