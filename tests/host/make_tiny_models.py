@@ -5,7 +5,6 @@ shapes, then fills every tensor from a seeded generator). Nothing of ComfyUI is 
 
     $COMFYUI_PYTHON tests/host/make_tiny_models.py OUT_DIR
 """
-import math
 import os
 import sys
 
@@ -24,27 +23,8 @@ import comfy.ops                              # noqa: E402
 import comfy.ldm.wan.vae as wan21_vae         # noqa: E402
 import comfy.ldm.wan.vae2_2 as wan22_vae      # noqa: E402
 
-
-def random_state(module: torch.nn.Module, seed: int, dtype=torch.float16) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for name, p in module.state_dict().items():
-        shape = tuple(p.shape)
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf in ("gamma",) or (leaf == "weight" and len(shape) == 1):
-            t = torch.ones(shape)
-        elif leaf == "bias" or len(shape) == 0:
-            t = torch.zeros(shape)
-        else:
-            fan_in = math.prod(shape[1:]) if len(shape) > 1 else shape[0]
-            t = torch.randn(shape, generator=g) / math.sqrt(max(fan_in, 1))
-        out[name] = t.to(dtype).contiguous()
-    return out
-
-
-def meta(cls, **kw):
-    with torch.device("meta"):
-        return cls(**kw)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from random_weights import meta, random_state  # noqa: E402
 
 
 def dit(in_dim, out_dim, model_type, seed):

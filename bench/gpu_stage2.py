@@ -1,0 +1,236 @@
+"""Stage II at real size: CSG through a full-size Wan2.2-TI2V-5B architecture (random bf16 weights),
+and the Wan 2.2 VAE decode through the Segment Decoder's block streaming.
+
+    python -m bench.gpu_stage2 --out bench/out/gpu_stage2.json             # on the GPU machine
+    python -m bench.gpu_stage2 --size reduced --device cpu                 # proves the code on CPU
+
+Speed does not depend on the weights' values, so random weights give true timings and memory.
+Prints a short table last; writes every number to --out as JSON. The VAE part needs ComfyUI
+(COMFYUI_PATH); without it only the DiT part runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from swift_core import (WanDiTConfig, diffusers_wan_denoiser, latent_blocks,  # noqa: E402
+                        max_window_blocks, plan_segments, sample_csg)
+
+FULL = dict(dim=3072, heads=24, ffn=14336, layers=30, latent=(88, 160), text=512,
+            vae_latent=(88, 160), vae_frames=81)
+REDUCED = dict(dim=256, heads=2, ffn=1024, layers=2, latent=(22, 40), text=64,
+               vae_latent=(8, 8), vae_frames=17)   # the full-size VAE is slow on a CPU
+H800_PAPER = {"M3N1": 25.0, "M2N1": 26.0, "M3N2": 33.0, "M2N2": 37.0, "full": 30.0}
+PEAK_BF16_FLOPS = 790e12          # H200 bf16 matrix products (SPEC)
+
+
+def build_dit(size: dict, device, dtype):
+    from diffusers import WanTransformer3DModel
+
+    head_dim = size["dim"] // size["heads"]
+    with torch.device(device):
+        model = WanTransformer3DModel(
+            patch_size=(1, 2, 2), num_attention_heads=size["heads"], attention_head_dim=head_dim,
+            in_channels=96, out_channels=48, text_dim=4096, freq_dim=256, ffn_dim=size["ffn"],
+            num_layers=size["layers"], rope_max_seq_len=1024)
+    model = model.to(dtype).eval().requires_grad_(False)
+    cfg = WanDiTConfig(dim=size["dim"], heads=size["heads"], ffn=size["ffn"],
+                       layers=size["layers"], in_channels=96, text_len=size["text"])
+    return model, cfg
+
+
+class Meter:
+    def __init__(self, device):
+        self.device = torch.device(device)
+
+    def sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def reset(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self.rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    def peak_gib(self) -> float:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**30
+        return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - self.rss0) / 2**20
+
+
+def run_csg(model, cfg, size, frames, m, n, steps, device, dtype, meter, repeats):
+    lh, lw = size["latent"]
+    blocks = latent_blocks(frames)
+    g = torch.Generator(device="cpu").manual_seed(0)
+    noise = torch.randn(1, 48, blocks, lh, lw, generator=g).to(device)
+    reference = torch.randn(1, 48, blocks, lh, lw, generator=g).to(device)
+    context = torch.randn(1, size["text"], 4096, generator=g).to(device, dtype)
+    den = diffusers_wan_denoiser(model, context)
+    sigmas = torch.linspace(1.0, 0.0, steps + 1)
+    plan = plan_segments(blocks, m, n)
+    seg_times = []
+
+    def once():
+        marks = []
+
+        def cb(p):
+            if p.finished:
+                meter.sync()
+                marks.append(time.perf_counter())
+
+        meter.sync()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = sample_csg(den, noise, sigmas, anchor=reference[:, :, :1], reference=reference,
+                             m=m, n=n, callback=cb)
+        meter.sync()
+        t1 = time.perf_counter()
+        seg_times.append([b - a for a, b in zip([t0] + marks[:-1], marks)])
+        return t1 - t0, out
+
+    once()                                              # warm-up (kernels, allocator)
+    meter.reset()
+    times, out = [], None
+    for _ in range(repeats):
+        dt, out = once()
+        times.append(dt)
+    flops = steps * sum(cfg.flops(len(s.window), lh, lw) for s in plan)
+    med = statistics.median(times)
+    return {"frames": frames, "blocks": blocks, "m": m, "n": n, "segments": len(plan),
+            "window_blocks": max_window_blocks(blocks, m, n), "seconds": med, "all_seconds": times,
+            "seconds_per_segment": statistics.median(seg_times[-1]) if seg_times[-1] else med,
+            "peak_gib": meter.peak_gib(), "pflop": flops / 1e15,
+            "tflops_per_s": flops / med / 1e12, "floor_seconds": flops / PEAK_BF16_FLOPS,
+            "finite": bool(torch.isfinite(out).all())}
+
+
+def load_pack():
+    """Import this repo as a package inside ComfyUI (for the Segment Decoder's VAE streaming)."""
+    import importlib.util
+
+    comfy = os.environ.get("COMFYUI_PATH")
+    if not comfy:
+        return None
+    sys.path.insert(0, comfy)
+    import comfy.options
+    comfy.options.enable_args_parsing()
+    if not torch.cuda.is_available():
+        sys.argv = [sys.argv[0], "--cpu"]
+    spec = importlib.util.spec_from_file_location("swifti2v_pack", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    pack = importlib.util.module_from_spec(spec)
+    sys.modules["swifti2v_pack"] = pack
+    spec.loader.exec_module(pack)
+    import importlib
+    return importlib.import_module("swifti2v_pack.nodes.host")
+
+
+def run_vae(host, size, frames, tile, meter):
+    import comfy.ldm.wan.vae2_2 as wan22_vae
+    import comfy.sd
+
+    sys.path.insert(0, str(ROOT / "tests" / "host"))
+    from random_weights import meta, random_state
+
+    sd = random_state(meta(wan22_vae.WanVAE, dim=160, z_dim=48, dim_mult=[1, 2, 4, 4],
+                           num_res_blocks=2, attn_scales=[],
+                           temperal_downsample=[False, True, True]), 5, dtype=torch.bfloat16)
+    vae = comfy.sd.VAE(sd=sd)
+    lh, lw = size["vae_latent"]
+    blocks = latent_blocks(frames)
+    latent = torch.randn(1, 48, blocks, lh, lw, generator=torch.Generator().manual_seed(1))
+    stream = host.WanVAEStream(vae, tile=tile)
+    stream.load(lh, lw, decode=True)
+    per = []
+    meter.reset()
+    meter.sync()
+    t0 = time.perf_counter()
+    for b in range(blocks):
+        t = time.perf_counter()
+        frames_out = stream.decode(latent[:, :, b:b + 1])
+        meter.sync()
+        per.append(time.perf_counter() - t)
+        del frames_out
+    total = time.perf_counter() - t0
+    return {"frames": frames, "blocks": blocks, "tile": tile, "size": [lw * 16, lh * 16],
+            "seconds": total,
+            "seconds_per_block": statistics.median(per), "peak_gib": meter.peak_gib()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", choices=["full", "reduced"], default="full")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--frames", type=int, nargs="+", default=[81, 161, 321])
+    ap.add_argument("--cap-gb", type=float, default=0,
+                    help="cap GPU memory (set_per_process_memory_fraction), e.g. 24")
+    ap.add_argument("--vae-tile", type=int, default=64)
+    ap.add_argument("--skip-vae", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "gpu_stage2.json")
+    a = ap.parse_args(argv)
+    size = FULL if a.size == "full" else REDUCED
+    dtype = torch.bfloat16
+    if a.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        if a.cap_gb:
+            total = torch.cuda.get_device_properties(0).total_memory / 2**30
+            torch.cuda.set_per_process_memory_fraction(min(1.0, a.cap_gb / total))
+    meter = Meter(a.device)
+    model, cfg = build_dit(size, a.device, dtype)
+    results = {"size": a.size, "device": a.device, "steps": a.steps, "cap_gb": a.cap_gb,
+               "gpu": torch.cuda.get_device_name(0) if a.device.startswith("cuda") else "cpu",
+               "torch": torch.__version__, "dit": [], "vae": []}
+    runs = [(81, 3, 1, "M3N1"), (81, 2, 1, "M2N1"), (81, 3, 2, "M3N2"), (81, 2, 2, "M2N2"),
+            (81, 20, 1, "full")] + [(f, 3, 1, "M3N1") for f in a.frames if f != 81]
+    for frames, m, n, label in runs:
+        r = run_csg(model, cfg, size, frames, m, n, a.steps, a.device, dtype, meter, a.repeats)
+        r["config"] = label
+        results["dit"].append(r)
+        print(json.dumps(r), flush=True)
+    del model
+    host = None if a.skip_vae else load_pack()
+    if host is not None:
+        for frames in (size["vae_frames"],):
+            r = run_vae(host, size, frames, a.vae_tile, meter)
+            results["vae"].append(r)
+            print(json.dumps(r), flush=True)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = a.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(a.out)
+
+    print(f"\nStage II DiT, {a.size} size, {results['gpu']}, {a.steps} steps, cfg 1, bf16")
+    print("| config | frames | segments | DiT s | s/segment | peak GiB | TFLOP/s | floor s | paper H800 s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in results["dit"]:
+        paper = H800_PAPER.get(r["config"], "") if r["frames"] == 81 else ""
+        print(f"| {r['config']} | {r['frames']} | {r['segments']} | {r['seconds']:.2f} | "
+              f"{r['seconds_per_segment']:.2f} | {r['peak_gib']:.2f} | {r['tflops_per_s']:.1f} | "
+              f"{r['floor_seconds']:.2f} | {paper} |")
+    for r in results["vae"]:
+        print(f"VAE decode {r['frames']} frames {r['size'][0]}x{r['size'][1]}: "
+              f"{r['seconds']:.2f} s total, "
+              f"{r['seconds_per_block']:.2f} s/block, peak {r['peak_gib']:.2f} GiB (tile {r['tile']})")
+    m3 = [r for r in results["dit"] if r["config"] == "M3N1"]
+    if len(m3) > 1:
+        print(f"M3N1 peak {m3[-1]['frames']} / {m3[0]['frames']} frames: "
+              f"{m3[-1]['peak_gib'] / max(m3[0]['peak_gib'], 1e-9):.2f}x; time per segment "
+              f"{m3[-1]['seconds'] / m3[-1]['segments']:.2f} vs {m3[0]['seconds'] / m3[0]['segments']:.2f} s")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

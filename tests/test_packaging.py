@@ -1,0 +1,58 @@
+"""House rules a ComfyUI user relies on, checked from the source."""
+import ast
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COMFY_MODULES = {"comfy", "comfy_api", "comfy_extras", "folder_paths", "nodes", "node_helpers",
+                 "latent_preview", "server", "execution"}
+
+
+def imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_swift_core_never_imports_comfyui():
+    for f in (ROOT / "swift_core").rglob("*.py"):
+        assert not imports(f) & COMFY_MODULES, f
+
+
+def test_only_host_py_touches_comfyui_internals():
+    for f in (ROOT / "nodes").glob("*.py"):
+        used = imports(f) & COMFY_MODULES
+        if f.name != "host.py":
+            assert used <= {"comfy_api"}, (f.name, used)
+
+
+def test_entrypoint_without_node_class_mappings():
+    src = (ROOT / "__init__.py").read_text()
+    tree = ast.parse(src)
+    names = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
+             if isinstance(t, ast.Name)}
+    assert "NODE_CLASS_MAPPINGS" not in names and "comfy_entrypoint" in src
+
+
+def test_requirements_are_runtime_only():
+    reqs = [re.split(r"[<>=!~\[ ]", line.strip())[0].lower()
+            for line in (ROOT / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert set(reqs) == {"safetensors", "einops", "kornia"}
+
+
+def test_registry_metadata():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    p = meta["project"]
+    for key in ("name", "version", "description", "license"):
+        assert p.get(key), key
+    assert p["urls"]["Repository"].startswith("https://")
+    assert meta["tool"]["comfy"]["PublisherId"] and meta["tool"]["comfy"]["DisplayName"]
+    assert set(p["dependencies"]) == set(
+        line for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#"))
