@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -61,12 +60,13 @@ class Meter:
     def reset(self):
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        self.rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-    def peak_gib(self) -> float:
+    def peak_gib(self):
+        """Peak allocated GPU memory since reset; None on CPU (max RSS cannot be reset within a
+        process: bench/csg_scaling.py measures CPU peaks, one process per configuration)."""
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / 2**30
-        return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - self.rss0) / 2**20
+        return None
 
 
 def run_csg(model, cfg, size, frames, m, n, steps, device, dtype, meter, repeats):
@@ -212,23 +212,26 @@ def main(argv=None):
     tmp.write_text(json.dumps(results, indent=1))
     tmp.replace(a.out)
 
+    gib = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
     print(f"\nStage II DiT, {a.size} size, {results['gpu']}, {a.steps} steps, cfg 1, bf16")
     print("| config | frames | segments | DiT s | s/segment | peak GiB | TFLOP/s | floor s | paper H800 s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results["dit"]:
         paper = H800_PAPER.get(r["config"], "") if r["frames"] == 81 else ""
         print(f"| {r['config']} | {r['frames']} | {r['segments']} | {r['seconds']:.2f} | "
-              f"{r['seconds_per_segment']:.2f} | {r['peak_gib']:.2f} | {r['tflops_per_s']:.1f} | "
+              f"{r['seconds_per_segment']:.2f} | {gib(r['peak_gib'])} | {r['tflops_per_s']:.1f} | "
               f"{r['floor_seconds']:.2f} | {paper} |")
     for r in results["vae"]:
         print(f"VAE decode {r['frames']} frames {r['size'][0]}x{r['size'][1]}: "
               f"{r['seconds']:.2f} s total, "
-              f"{r['seconds_per_block']:.2f} s/block, peak {r['peak_gib']:.2f} GiB (tile {r['tile']})")
+              f"{r['seconds_per_block']:.2f} s/block, peak {gib(r['peak_gib'])} GiB (tile {r['tile']})")
     m3 = [r for r in results["dit"] if r["config"] == "M3N1"]
     if len(m3) > 1:
-        print(f"M3N1 peak {m3[-1]['frames']} / {m3[0]['frames']} frames: "
-              f"{m3[-1]['peak_gib'] / max(m3[0]['peak_gib'], 1e-9):.2f}x; time per segment "
-              f"{m3[-1]['seconds'] / m3[-1]['segments']:.2f} vs {m3[0]['seconds'] / m3[0]['segments']:.2f} s")
+        flat = ("n/a" if m3[0]["peak_gib"] is None
+                else f"{m3[-1]['peak_gib'] / m3[0]['peak_gib']:.2f}x")
+        print(f"M3N1 peak {m3[-1]['frames']} / {m3[0]['frames']} frames: {flat}; time per segment "
+              f"{m3[-1]['seconds'] / m3[-1]['segments']:.2f} vs "
+              f"{m3[0]['seconds'] / m3[0]['segments']:.2f} s")
     print(f"wrote {a.out}")
 
 
