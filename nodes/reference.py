@@ -45,6 +45,11 @@ class SwiftI2VHybridReference(io.ComfyNode):
         size = host.as_input_error(size_from_image, image.shape[2], image.shape[1], width, height,
                                    low_res.shape[0])
         host.check_stage2_vae(vae)
+        w1, h1 = size.stage1
+        host.check((low_res.shape[2], low_res.shape[1]) == (w1, h1),
+                   f"low_res: frames are {low_res.shape[2]}x{low_res.shape[1]} but a "
+                   f"{size.width}x{size.height} target needs Stage I frames of {w1}x{h1} "
+                   "(W/4 x H/4): give the Stage I Sampler the same width/height")
         stream = host.WanVAEStream(vae, tile=tile)
         stream.load(size.height // 16, size.width // 16, decode=False)
         chunks = []

@@ -2,6 +2,7 @@
 from comfy_api.latest import io
 
 from ..swift_core import ROPE_MODES, max_window_blocks, plan_segments, sample_csg
+from ..swift_core.sampling import check_inputs
 from . import host
 from .types import CATEGORY, SwiftReference, sampling_inputs
 
@@ -59,9 +60,9 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
         ref, anchor = reference["reference"], reference["anchor"]
         blocks, lh, lw = ref.shape[2], ref.shape[3], ref.shape[4]
         plan = host.as_input_error(plan_segments, blocks, m, n)
-
         sigmas = host.stage2_sigmas(model, scheduler, steps, denoise if mode == "refine" else 1.0)
         noise = host.prepare_noise(ref, seed)
+        host.as_input_error(check_inputs, noise, sigmas, anchor, ref, mode)   # before loading
         extra = host.load_for_window(model, positive, negative, max_window_blocks(blocks, m, n),
                                      lh, lw, cfg)
         device = model.load_device

@@ -91,6 +91,25 @@ def test_bad_input_names_the_input(client, kw, needle):
     assert needle in str(e.value)
 
 
+def test_stage1_and_reference_of_different_sizes_are_refused(client):
+    g = pipeline(decoder=False, compare=False, save_name="bad")
+    g["11"]["inputs"]["width"] = 128          # Stage I made 64x64 -> 16x16 frames
+    with pytest.raises(PromptError) as e:
+        client.run(g, timeout=900)
+    assert ("low_res: frames are 16x16 but a 128x64 target needs Stage I frames of 32x16"
+            in str(e.value))
+
+
+@pytest.mark.parametrize("name,value", [("m", 0), ("n", -1)])
+def test_segmentation_bounds_are_checked_before_running(client, name, value):
+    g = pipeline(decoder=False, compare=False, save_name="bad")
+    g["12"]["inputs"][name] = value
+    with pytest.raises(PromptError) as e:
+        client.run(g, timeout=900)
+    assert "refused the prompt" in str(e.value) and f"{name}" in str(e.value.details)
+    assert "smaller than min" in str(e.value)
+
+
 def test_empty_image_batch_is_refused(client):
     g = pipeline(decoder=False, compare=False, save_name="bad")
     g["8"] = {"class_type": "SwiftTestEmptyImage", "inputs": {}}

@@ -37,6 +37,17 @@ def test_ui_workflow_node_types_exist_and_schemas_match_the_snapshot(client):
                 assert set(s["options"]) <= set(g["options"]), (node_type, s["name"])
 
 
+def test_workflows_are_served_as_templates(server):
+    import requests
+    listed = requests.get(server.url + "/workflow_templates", timeout=30).json()
+    assert "swifti2v_2k" in listed["ComfyUI-SwiftI2V"]
+    base = server.url + "/api/workflow_templates/ComfyUI-SwiftI2V/"
+    served = requests.get(base + "swifti2v_2k.json", timeout=30).json()
+    assert served == json.loads((ROOT / "workflows" / "swifti2v_2k.json").read_text())
+    thumb = requests.get(base + "swifti2v_2k.jpg", timeout=30)
+    assert thumb.ok and thumb.content[:3] == b"\xff\xd8\xff"
+
+
 def tiny_api_workflow(path: Path) -> Path:
     """The bundled API workflow; the umt5 and CLIP vision encoders (minutes on a CPU at full size)
     replaced by the test conditioning node, which still takes the prompt text."""
