@@ -9,7 +9,7 @@ import inspect
 import math
 import os
 import uuid
-from typing import Callable, Iterable, Optional
+from typing import Callable
 
 import torch
 
@@ -156,7 +156,6 @@ class WanVAEStream:
         self.enc_caches: dict = {}
         self.dec_caches: dict = {}
         self.frames_in = 0
-        self.blocks_in = 0
 
     # loading: ask ComfyUI for one block of one tile, not the whole video
     def load(self, latent_h: int, latent_w: int, decode: bool) -> None:
@@ -214,7 +213,6 @@ class WanVAEStream:
         z = latent.to(self.vae.vae_dtype).to(self.vae.device)
         out = tiled_apply(z, self._decode_tile, self.tile, self.overlap, self.SPATIAL,
                           self.dec_caches)
-        self.blocks_in += latent.shape[2]
         pix = self.vae.process_output(out.to(self.vae.output_device).float())
         return pix[0].movedim(0, -1)                                   # [n, H, W, 3]
 
@@ -320,7 +318,7 @@ class KModel:
 
 def comfy_sampler(sampler_name: str, seed: int, base_model) -> Callable:
     """A swift_core sampler running one of ComfyUI's samplers over a segment."""
-    ks = comfy.samplers.ksampler(sampler_name)
+    ks = comfy.samplers.sampler_object(sampler_name)      # every name KSampler lists
 
     def sampler(model, x, sigmas, callback=None):
         return ks.sampler_function(KModel(model, base_model), x, sigmas.to(x.device),
@@ -345,16 +343,27 @@ def comfy_denoiser(model, positive, negative, cfg: float, seed: int, rope: str):
                                 model_options, is_model_options=True)
     pos_c = comfy.sampler_helpers.convert_cond(positive)
     neg_c = comfy.sampler_helpers.convert_cond(negative)
+    last = {}   # the processed conds of the current window: they change only between segments
 
-    def denoise(x, sigma, *, reference, positions):
+    def window_conds(x, sigma, reference):
         s = sigma.amax(dim=1)
-        mask = (sigma / s[:, None])[:, None, :, None, None].expand(x.shape[0], 1, *x.shape[2:])
+        ratio = sigma / s[:, None]                    # 0 on context blocks, 1 on the segment's
+        key = (tuple(x.shape), tuple(ratio.flatten().tolist()))
+        if last.get("reference") is reference and last.get("key") == key:
+            return last["conds"]
+        mask = ratio[:, None, :, None, None].expand(x.shape[0], 1, *x.shape[2:]).contiguous()
         extra = {}
         if reference is not None:
             extra["concat_latent_image"] = base.process_latent_out(reference)
         conds = {"positive": [dict(c, **extra) for c in pos_c],
                  "negative": [dict(c, **extra) for c in neg_c]}
-        conds = comfy.samplers.process_conds(base, x, conds, device, None, mask.contiguous(), seed)
+        conds = comfy.samplers.process_conds(base, x, conds, device, None, mask, seed)
+        last.update(reference=reference, key=key, conds=conds)
+        return conds
+
+    def denoise(x, sigma, *, reference, positions):
+        conds = window_conds(x, sigma, reference)
+        s = sigma.amax(dim=1)
         opts = dict(model_options)
         opts["transformer_options"] = dict(model_options.get("transformer_options", {}))
         opts["transformer_options"][ROPE_KEY] = positions if rope == "absolute" else None
@@ -369,8 +378,7 @@ def load_for_window(model, positive, negative, window_blocks: int, latent_h: int
     """Load the Stage II model asking ComfyUI for ONE window's memory (swift_core's estimate)."""
     batch = 1 if math.isclose(cfg, 1.0) else 2
     need = window_activation_bytes(dit_config(model), window_blocks, latent_h, latent_w,
-                                              batch=batch,
-                                              dtype_bytes=mm.dtype_size(model.model_dtype()))
+                                   batch=batch, dtype_bytes=mm.dtype_size(model.model_dtype()))
     conds = {"positive": comfy.sampler_helpers.convert_cond(positive),
              "negative": comfy.sampler_helpers.convert_cond(negative)}
     extra, inference = comfy.sampler_helpers.get_additional_models(conds, model.model_dtype())

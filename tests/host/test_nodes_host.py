@@ -66,6 +66,14 @@ def test_full_graph(client, server, stage2, opts):
     assert not list((server.output / "full").glob(".*.part"))
 
 
+@pytest.mark.parametrize("sampler", ["uni_pc", "ddim", "euler_ancestral", "res_multistep"])
+def test_any_comfyui_sampler_runs_the_segments(client, server, sampler):
+    client.run(pipeline(stage2="stage2_96", sampler2=sampler, steps2=3, decoder=False,
+                        compare=False, save_name=f"s_{sampler}"), timeout=900)
+    t = saved(server, f"s_{sampler}")
+    assert (t["latent"][:, :, :1] == t["anchor"]).all() and t["latent"].isfinite().all()
+
+
 def test_reference_really_reaches_the_96_channel_model(client, server):
     """A 96-channel model given no concat image silently gets zeros: the reference must matter."""
     for seed1 in (0, 1):            # another Stage I motion: same anchor, other reference
