@@ -2,10 +2,10 @@
 import torch
 from comfy_api.latest import io
 
-from ..swift_core import iter_hybrid_reference, size_from_image
+from ..swift_core import check_size_input, iter_hybrid_reference, size_from_image
 from ..swift_core.reference import RESIZE_METHODS
 from . import host
-from .types import CATEGORY, SwiftReference, size_inputs
+from .types import CATEGORY, SwiftReference, first_error, size_inputs
 
 
 class SwiftI2VHybridReference(io.ComfyNode):
@@ -36,6 +36,10 @@ class SwiftI2VHybridReference(io.ComfyNode):
             outputs=[SwiftReference.Output("reference", display_name="reference",
                                            tooltip="Reference latent R and anchor latent A.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, width=None, height=None):
+        return first_error((check_size_input, width, "width"), (check_size_input, height, "height"))
 
     @classmethod
     def execute(cls, low_res, image, vae, width, height, upscale_method, tile,

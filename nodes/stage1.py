@@ -1,9 +1,9 @@
 """SwiftI2V Stage I Sampler: the low-resolution motion reference from a Wan 2.1 I2V model."""
 from comfy_api.latest import io
 
-from ..swift_core import resize_frames, size_from_image
+from ..swift_core import check_frames, check_size_input, resize_frames, size_from_image
 from . import host
-from .types import CATEGORY, sampling_inputs, size_inputs
+from .types import CATEGORY, first_error, sampling_inputs, size_inputs
 
 
 class SwiftI2VStage1Sampler(io.ComfyNode):
@@ -37,6 +37,11 @@ class SwiftI2VStage1Sampler(io.ComfyNode):
                 io.Latent.Output("latent", display_name="latent", tooltip="The Stage I latent."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, width=None, height=None, length=None):
+        return first_error((check_size_input, width, "width"), (check_size_input, height, "height"),
+                           (check_frames, length, "frames"))
 
     @classmethod
     def execute(cls, model, positive, negative, vae, image, width, height, length, seed, steps,

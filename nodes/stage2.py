@@ -2,9 +2,15 @@
 from comfy_api.latest import io
 
 from ..swift_core import ROPE_MODES, max_window_blocks, plan_segments, sample_csg
+from ..swift_core.plan import check_m, check_n
 from ..swift_core.sampling import check_inputs
 from . import host
-from .types import CATEGORY, SwiftReference, sampling_inputs
+from .types import CATEGORY, SwiftReference, first_error, sampling_inputs
+
+
+def check_denoise(denoise: float, mode) -> None:
+    if mode == "refine" and not 0.0 < denoise <= 1.0:
+        raise ValueError(f"denoise={denoise}: must be in (0, 1] for refine mode")
 
 
 class SwiftI2VStage2Sampler(io.ComfyNode):
@@ -48,15 +54,16 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, m=None, n=None, mode=None, denoise=None):
+        return first_error((check_m, m), (check_n, n), (check_denoise, denoise, mode))
+
+    @classmethod
     def execute(cls, model, positive, negative, reference, seed, steps, cfg, sampler_name,
                 scheduler, m, n, rope, mode, denoise) -> io.NodeOutput:
         host.check(isinstance(reference, dict) and "reference" in reference,
                    "reference: expected the output of the SwiftI2V Hybrid Reference Builder")
-        host.check(m >= 1, f"m={m}: M must be >= 1")
-        host.check(n >= 0, f"n={n}: N must be >= 0")
         mode = host.resolve_mode(model, mode)
-        host.check(mode != "refine" or 0.0 < denoise <= 1.0,
-                   f"denoise={denoise}: must be in (0, 1] for refine mode")
+        host.as_input_error(check_denoise, denoise, mode)
         ref, anchor = reference["reference"], reference["anchor"]
         blocks, lh, lw = ref.shape[2], ref.shape[3], ref.shape[4]
         plan = host.as_input_error(plan_segments, blocks, m, n)

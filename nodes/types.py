@@ -7,6 +7,22 @@ SwiftReference = io.Custom("SWIFTI2V_REFERENCE")
 CATEGORY = "SwiftI2V"
 
 
+def first_error(*checks):
+    """For ``validate_inputs``: True, or the message of the first failing check.
+
+    Each check is ``(fn, value, *args)``; a value that is None (a linked input, not known while
+    ComfyUI validates the prompt) is skipped and checked again when the node runs.
+    """
+    for fn, value, *args in checks:
+        if value is None:
+            continue
+        try:
+            fn(value, *args)
+        except ValueError as e:
+            return str(e)
+    return True
+
+
 def size_inputs():
     """Width / height inputs shared by the nodes that take a target size."""
     return [

@@ -25,11 +25,19 @@ class Segment:
         return self.context + self.current
 
 
-def check_segmentation(m: int, n: int) -> None:
+def check_m(m: int) -> None:
     if not isinstance(m, int) or m < 1:
         raise ValueError(f"m={m!r}: the segment length M must be an integer >= 1 (paper: 3)")
+
+
+def check_n(n: int) -> None:
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n={n!r}: the neighbour count N must be an integer >= 0 (paper: 1)")
+
+
+def check_segmentation(m: int, n: int) -> None:
+    check_m(m)
+    check_n(n)
 
 
 def plan_segments(num_blocks: int, m: int = 3, n: int = 1) -> tuple[Segment, ...]:

@@ -40,6 +40,11 @@ def check_multiple(value: int, name: str, multiple: int = STAGE2_MULTIPLE) -> in
     return value
 
 
+def check_size_input(value: int, name: str) -> int:
+    """A node's width/height input: 0 (take it from the image) or a positive multiple of 32."""
+    return value if value == 0 else check_multiple(value, name)
+
+
 def snap_down(value: int, multiple: int) -> int:
     """Largest multiple of ``multiple`` not above ``value`` (at least ``multiple``)."""
     return max(multiple, int(value) // multiple * multiple)
