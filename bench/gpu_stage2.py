@@ -5,8 +5,13 @@ and the Wan 2.2 VAE decode through the Segment Decoder's block streaming.
     python -m bench.gpu_stage2 --size reduced --device cpu                 # proves the code on CPU
 
 Speed does not depend on the weights' values, so random weights give true timings and memory.
-Prints a short table last; writes every number to --out as JSON. The VAE part needs ComfyUI
-(COMFYUI_PATH); without it only the DiT part runs.
+Prints a short table last; writes every number to --out as JSON.
+
+--adapter comfy (the default when COMFYUI_PATH is set) measures what the pack runs: ComfyUI's
+WanModel loaded by ComfyUI, the CSG Stage II Sampler's denoiser (nodes/host.comfy_denoiser: ComfyUI's
+conditioning and CFG, per-block timesteps) and ComfyUI's Euler sampler. --adapter diffusers uses
+diffusers' WanTransformer3DModel with swift_core's adapter (no ComfyUI needed). The VAE part needs
+ComfyUI.
 """
 from __future__ import annotations
 
@@ -69,15 +74,58 @@ class Meter:
         return None
 
 
-def run_csg(model, cfg, size, frames, m, n, steps, device, dtype, meter, repeats):
+class DiffusersStage2:
+    """diffusers' Wan with swift_core's adapter."""
+
+    def __init__(self, size, device, dtype):
+        self.model, self.cfg = build_dit(size, device, dtype)
+        self.device, self.dtype = torch.device(device), dtype
+
+    def run(self, context, noise, reference, m, n, steps, callback):
+        den = diffusers_wan_denoiser(self.model, context.to(self.device, self.dtype))
+        return sample_csg(den, noise.to(self.device), torch.linspace(1.0, 0.0, steps + 1),
+                          anchor=reference[:, :, :1].to(self.device),
+                          reference=reference.to(self.device), m=m, n=n, callback=callback)
+
+
+class ComfyStage2:
+    """What the pack runs: ComfyUI's WanModel and the CSG Stage II Sampler's denoiser."""
+
+    def __init__(self, size, host):
+        import comfy.ldm.wan.model as wan_model
+        import comfy.ops
+        import comfy.sd
+
+        sys.path.insert(0, str(ROOT / "tests" / "host"))
+        from random_weights import meta, random_state
+
+        net = meta(wan_model.WanModel, operations=comfy.ops.disable_weight_init, model_type="t2v",
+                   in_dim=96, out_dim=48, dim=size["dim"], ffn_dim=size["ffn"],
+                   num_heads=size["dim"] // 128, num_layers=size["layers"], text_dim=4096,
+                   freq_dim=256)
+        self.model = comfy.sd.load_diffusion_model_state_dict(
+            random_state(net, 7, dtype=torch.bfloat16))
+        self.host = host
+        self.device = self.model.load_device
+        self.cfg = WanDiTConfig(dim=size["dim"], heads=size["dim"] // 128, ffn=size["ffn"],
+                                layers=size["layers"], in_channels=96, text_len=size["text"])
+
+    def run(self, context, noise, reference, m, n, steps, callback):
+        cond = [[context, {}]]          # the noise is the node's own: seeded from ``seed``
+        return self.host.run_stage2(self.model, cond, cond, reference, reference[:, :, :1],
+                                    seed=0, steps=steps, cfg=1.0, sampler_name="euler",
+                                    scheduler="simple", m=m, n=n, rope="window",
+                                    mode="swifti2v", denoise=1.0, on_progress=callback)
+
+
+def run_csg(stage2, size, frames, m, n, steps, meter, repeats):
+    cfg = stage2.cfg
     lh, lw = size["latent"]
     blocks = latent_blocks(frames)
     g = torch.Generator(device="cpu").manual_seed(0)
-    noise = torch.randn(1, 48, blocks, lh, lw, generator=g).to(device)
-    reference = torch.randn(1, 48, blocks, lh, lw, generator=g).to(device)
-    context = torch.randn(1, size["text"], 4096, generator=g).to(device, dtype)
-    den = diffusers_wan_denoiser(model, context)
-    sigmas = torch.linspace(1.0, 0.0, steps + 1)
+    noise = torch.randn(1, 48, blocks, lh, lw, generator=g)
+    reference = torch.randn(1, 48, blocks, lh, lw, generator=g)
+    context = torch.randn(1, size["text"], 4096, generator=g)
     plan = plan_segments(blocks, m, n)
     seg_times = []
 
@@ -92,8 +140,7 @@ def run_csg(model, cfg, size, frames, m, n, steps, device, dtype, meter, repeats
         meter.sync()
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out = sample_csg(den, noise, sigmas, anchor=reference[:, :, :1], reference=reference,
-                             m=m, n=n, callback=cb)
+            out = stage2.run(context, noise, reference, m, n, steps, cb)
         meter.sync()
         t1 = time.perf_counter()
         seg_times.append([b - a for a, b in zip([t0] + marks[:-1], marks)])
@@ -119,14 +166,14 @@ def load_pack():
     """Import this repo as a package inside ComfyUI (for the Segment Decoder's VAE streaming)."""
     import importlib.util
 
-    comfy = os.environ.get("COMFYUI_PATH")
-    if not comfy:
+    path = os.environ.get("COMFYUI_PATH")
+    if not path:
         return None
-    sys.path.insert(0, comfy)
+    sys.path.insert(0, path)
     import comfy.options
     comfy.options.enable_args_parsing()
-    if not torch.cuda.is_available():
-        sys.argv = [sys.argv[0], "--cpu"]
+    # ComfyUI parses sys.argv when imported: give it its own flags, not the bench's
+    sys.argv = [sys.argv[0]] + ([] if torch.cuda.is_available() else ["--cpu"])
     spec = importlib.util.spec_from_file_location("swifti2v_pack", ROOT / "__init__.py",
                                                   submodule_search_locations=[str(ROOT)])
     pack = importlib.util.module_from_spec(spec)
@@ -179,6 +226,8 @@ def main(argv=None):
                     help="cap GPU memory (set_per_process_memory_fraction), e.g. 24")
     ap.add_argument("--vae-tile", type=int, default=64)
     ap.add_argument("--skip-vae", action="store_true")
+    ap.add_argument("--adapter", choices=["comfy", "diffusers"],
+                    default="comfy" if os.environ.get("COMFYUI_PATH") else "diffusers")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "gpu_stage2.json")
     a = ap.parse_args(argv)
     size = FULL if a.size == "full" else REDUCED
@@ -189,20 +238,26 @@ def main(argv=None):
             total = torch.cuda.get_device_properties(0).total_memory / 2**30
             torch.cuda.set_per_process_memory_fraction(min(1.0, a.cap_gb / total))
     meter = Meter(a.device)
-    model, cfg = build_dit(size, a.device, dtype)
+    host = load_pack() if (a.adapter == "comfy" or not a.skip_vae) else None
+    if a.adapter == "comfy":
+        if host is None:
+            sys.exit("--adapter comfy needs COMFYUI_PATH (a ComfyUI checkout)")
+        stage2 = ComfyStage2(size, host)
+    else:
+        stage2 = DiffusersStage2(size, a.device, dtype)
     results = {"size": a.size, "device": a.device, "steps": a.steps, "cap_gb": a.cap_gb,
+               "adapter": a.adapter,
                "gpu": torch.cuda.get_device_name(0) if a.device.startswith("cuda") else "cpu",
                "torch": torch.__version__, "dit": [], "vae": []}
     runs = [(81, 3, 1, "M3N1"), (81, 2, 1, "M2N1"), (81, 3, 2, "M3N2"), (81, 2, 2, "M2N2"),
             (81, 20, 1, "full")] + [(f, 3, 1, "M3N1") for f in a.frames if f != 81]
     for frames, m, n, label in runs:
-        r = run_csg(model, cfg, size, frames, m, n, a.steps, a.device, dtype, meter, a.repeats)
+        r = run_csg(stage2, size, frames, m, n, a.steps, meter, a.repeats)
         r["config"] = label
         results["dit"].append(r)
         print(json.dumps(r), flush=True)
-    del model
-    host = None if a.skip_vae else load_pack()
-    if host is not None:
+    del stage2
+    if host is not None and not a.skip_vae:
         for frames in (size["vae_frames"],):
             r = run_vae(host, size, frames, a.vae_tile, meter)
             results["vae"].append(r)
@@ -213,7 +268,8 @@ def main(argv=None):
     tmp.replace(a.out)
 
     gib = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
-    print(f"\nStage II DiT, {a.size} size, {results['gpu']}, {a.steps} steps, cfg 1, bf16")
+    print(f"\nStage II DiT ({a.adapter}), {a.size} size, {results['gpu']}, {a.steps} steps, "
+          "cfg 1, bf16")
     print("| config | frames | segments | DiT s | s/segment | peak GiB | TFLOP/s | floor s | paper H800 s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results["dit"]:

@@ -26,7 +26,8 @@ import folder_paths
 import latent_preview
 import node_helpers
 
-from ..swift_core import window_activation_bytes
+from ..swift_core import max_window_blocks, sample_csg, window_activation_bytes
+from ..swift_core.sampling import check_inputs
 from ..swift_core.tiling import tiled_apply
 from ..swift_core.memory import WanDiTConfig
 
@@ -398,6 +399,39 @@ def run_on_model(model, fn):
         return fn()
     finally:
         model.cleanup()
+
+
+def run_stage2(model, positive, negative, reference, anchor, *, seed: int, steps: int, cfg: float,
+               sampler_name: str, scheduler: str, m: int, n: int, rope: str, mode: str,
+               denoise: float, on_progress=None):
+    """The CSG Stage II Sampler's work: raw VAE latents in, the raw 2K latent out.
+
+    The noise is one seeded tensor for the whole latent; shapes are checked before the model is
+    loaded, and the model is loaded for one window's memory. Block 0 of the result is ``anchor``.
+    """
+    blocks, lh, lw = reference.shape[2:]
+    sigmas = stage2_sigmas(model, scheduler, steps, denoise if mode == "refine" else 1.0)
+    noise = prepare_noise(reference, seed)
+    as_input_error(check_inputs, noise, sigmas, anchor, reference, mode)
+    extra = load_for_window(model, positive, negative, max_window_blocks(blocks, m, n), lh, lw,
+                            cfg)
+    device = model.load_device
+
+    def run():
+        return sample_csg(comfy_denoiser(model, positive, negative, cfg, seed, rope),
+                          noise.to(device), sigmas.to(device),
+                          anchor=process_latent_in(model, anchor.to(device)),
+                          reference=process_latent_in(model, reference.to(device)),
+                          m=m, n=n, mode=mode, rope=rope, callback=on_progress,
+                          sampler=comfy_sampler(sampler_name, seed, model.model))
+
+    try:
+        out = run_on_model(model, run)
+    finally:
+        release(extra)
+    out = process_latent_out(model, out).to(intermediate_device())
+    out[:, :, :1] = anchor.to(out.device)       # block 0 is the anchor latent, bit for bit
+    return out
 
 
 # -------------------------------------------------------------------------------- output

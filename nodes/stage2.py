@@ -1,9 +1,8 @@
 """SwiftI2V CSG Stage II Sampler: 2K re-synthesis, segment by segment (paper Sec. 3.2)."""
 from comfy_api.latest import io
 
-from ..swift_core import ROPE_MODES, max_window_blocks, plan_segments, sample_csg
+from ..swift_core import ROPE_MODES, plan_segments
 from ..swift_core.plan import check_m, check_n
-from ..swift_core.sampling import check_inputs
 from . import host
 from .types import CATEGORY, SwiftReference, first_error, sampling_inputs
 
@@ -65,14 +64,7 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
         mode = host.resolve_mode(model, mode)
         host.as_input_error(check_denoise, denoise, mode)
         ref, anchor = reference["reference"], reference["anchor"]
-        blocks, lh, lw = ref.shape[2], ref.shape[3], ref.shape[4]
-        plan = host.as_input_error(plan_segments, blocks, m, n)
-        sigmas = host.stage2_sigmas(model, scheduler, steps, denoise if mode == "refine" else 1.0)
-        noise = host.prepare_noise(ref, seed)
-        host.as_input_error(check_inputs, noise, sigmas, anchor, ref, mode)   # before loading
-        extra = host.load_for_window(model, positive, negative, max_window_blocks(blocks, m, n),
-                                     lh, lw, cfg)
-        device = model.load_device
+        plan = host.as_input_error(plan_segments, ref.shape[2], m, n)
         pbar = host.progress_bar(len(plan) * steps)
         prev = host.previewer(model)
 
@@ -81,19 +73,7 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
             if not p.finished:
                 pbar.update_absolute(p.done, None, host.preview_image(prev, p.denoised))
 
-        def run():
-            return sample_csg(
-                host.comfy_denoiser(model, positive, negative, cfg, seed, rope),
-                noise.to(device), sigmas.to(device),
-                anchor=host.process_latent_in(model, anchor.to(device)),
-                reference=host.process_latent_in(model, ref.to(device)),
-                m=m, n=n, mode=mode, rope=rope, callback=on_progress,
-                sampler=host.comfy_sampler(sampler_name, seed, model.model))
-
-        try:
-            out = host.run_on_model(model, run)
-        finally:
-            host.release(extra)
-        out = host.process_latent_out(model, out).to(host.intermediate_device())
-        out[:, :, :1] = anchor.to(out.device)   # block 0 is the anchor latent, bit for bit
+        out = host.run_stage2(model, positive, negative, ref, anchor, seed=seed, steps=steps,
+                              cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, m=m, n=n,
+                              rope=rope, mode=mode, denoise=denoise, on_progress=on_progress)
         return io.NodeOutput({"samples": out})
