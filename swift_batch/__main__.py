@@ -65,7 +65,7 @@ def usable_clients(urls: list[str], workflow: dict, log) -> list[ComfyClient]:
     return out
 
 
-def run_row(client: ComfyClient, workflow: dict, row: Row, args, log, progress) -> Path:
+def run_row(client: ComfyClient, workflow: dict, row: Row, args, progress) -> Path:
     check_image(row)
     name = client.upload_image(str(row.image))
     prompt = patch_for_row(workflow, row, name, args.prefix)
@@ -131,7 +131,7 @@ def run_batch(args, log=print) -> dict:
             except queue.Empty:
                 return
             try:
-                path = run_row(client, workflow, row, args, log, progress)
+                path = run_row(client, workflow, row, args, progress)
                 with lock:
                     summary["done"].append(str(path))
                 log(f"row {row.number} ({row.name}): {path} [{client.url}]")

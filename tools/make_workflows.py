@@ -47,7 +47,7 @@ PROMPT = ("The camera slowly pushes in; the subject moves naturally, hair and fa
 NEGATIVE = ("blurry, low quality, static, frozen, flicker, distorted, deformed, watermark, text, "
             "overexposed, jpeg artifacts")
 
-NOTE = f"""SwiftI2V 2K image-to-video (2560x1408, 81 frames)
+NOTE = """SwiftI2V 2K image-to-video (2560x1408, 81 frames)
 
 Stage I (left): Wan 2.1 I2V 14B 480P + LightX2V 4-step LoRA makes a 640x352 motion reference.
 Stage II (right): Wan 2.2 TI2V 5B re-synthesises it at 2K, anchored on your image, segment by

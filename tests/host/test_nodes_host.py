@@ -1,6 +1,5 @@
 """The four nodes inside a real ComfyUI, through its HTTP API (skipped without COMFYUI_PATH)."""
 import threading
-from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file

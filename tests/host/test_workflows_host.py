@@ -3,7 +3,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 
 from swift_batch.__main__ import main as batch_main
 
