@@ -42,7 +42,7 @@ class SwiftI2VHybridReference(io.ComfyNode):
         return first_error((check_size_input, width, "width"), (check_size_input, height, "height"))
 
     @classmethod
-    def execute(cls, low_res, image, vae, width, height, upscale_method, tile,
+    def execute(cls, low_res, image, vae, width, height, crop, upscale_method, tile,
                 blocks_per_chunk) -> io.NodeOutput:
         host.check_image(low_res, "low_res")
         host.check_image(image, "image")
@@ -58,7 +58,8 @@ class SwiftI2VHybridReference(io.ComfyNode):
         stream.load(size.height // 16, size.width // 16, decode=False)
         chunks = []
         for chunk in iter_hybrid_reference(low_res, image, size.width, size.height,
-                                           method=upscale_method, blocks_per_chunk=blocks_per_chunk):
+                                           method=upscale_method, blocks_per_chunk=blocks_per_chunk,
+                                           crop=crop):
             host.throw_if_interrupted()
             chunks.append(stream.encode(chunk))
         reference = torch.cat(chunks, dim=2)

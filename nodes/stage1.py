@@ -44,14 +44,14 @@ class SwiftI2VStage1Sampler(io.ComfyNode):
                            (check_frames, length, "frames"))
 
     @classmethod
-    def execute(cls, model, positive, negative, vae, image, width, height, length, seed, steps,
-                cfg, sampler_name, scheduler, clip_vision_output=None) -> io.NodeOutput:
+    def execute(cls, model, positive, negative, vae, image, width, height, crop, length, seed,
+                steps, cfg, sampler_name, scheduler, clip_vision_output=None) -> io.NodeOutput:
         host.check_image(image, "image")
         size = host.as_input_error(size_from_image, image.shape[2], image.shape[1], width, height,
                                    length)
         host.check_stage1_vae(vae)
         w1, h1 = size.stage1
-        small = resize_frames(image[:1, ..., :3], w1, h1)
+        small = resize_frames(image[:1, ..., :3], w1, h1, crop=crop)
         pos, neg, latent = host.stage1_conditioning(positive, negative, vae, small, w1, h1,
                                                     length, clip_vision_output)
         samples = host.ksample(model, latent, pos, neg, seed, steps, cfg, sampler_name, scheduler)

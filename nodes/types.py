@@ -32,6 +32,10 @@ def size_inputs():
         io.Int.Input("height", default=1408, min=0, max=8192, step=32,
                      tooltip="Target video height in pixels, a multiple of 32 (paper: 1408). "
                              "0 = the input image's height, snapped down to a multiple of 32."),
+        io.Combo.Input("crop", options=["center", "disabled"], default="center",
+                       tooltip="center: trim the image to the target's aspect ratio before "
+                               "resizing (no stretching); disabled: stretch it. Use the same "
+                               "setting on the Stage I Sampler and the Hybrid Reference Builder."),
     ]
 
 

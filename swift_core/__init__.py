@@ -3,13 +3,14 @@ from .adapters import diffusers_wan_denoiser, flow_denoised
 from .memory import (WAN21_I2V_14B, WAN22_TI2V_5B, WanDiTConfig, choose_m, max_window_blocks,
                      window_activation_bytes)
 from .plan import ROPE_MODES, Segment, plan_segments, window_positions
-from .reference import hybrid_chunks, hybrid_reference, iter_hybrid_reference, resize_frames
+from .reference import (CROP_MODES, hybrid_chunks, hybrid_reference, iter_hybrid_reference,
+                        resize_frames)
 from .sampling import MODES, CSGProgress, euler_step, sample_csg, sample_euler, sample_steps
 from .sizes import (VideoSize, block_frame_range, check_frames, check_multiple,
                     check_size_input, frames_of_blocks, latent_blocks, size_from_image)
 
 __all__ = [
-    "CSGProgress", "MODES", "ROPE_MODES", "Segment", "VideoSize", "WAN21_I2V_14B",
+    "CROP_MODES", "CSGProgress", "MODES", "ROPE_MODES", "Segment", "VideoSize", "WAN21_I2V_14B",
     "WAN22_TI2V_5B", "WanDiTConfig", "block_frame_range", "check_frames", "check_multiple", "check_size_input",
     "choose_m", "diffusers_wan_denoiser", "euler_step", "flow_denoised", "frames_of_blocks",
     "hybrid_chunks", "hybrid_reference", "iter_hybrid_reference", "latent_blocks",

@@ -14,13 +14,33 @@ import torch.nn.functional as F
 from .sizes import block_frame_range, check_frames, latent_blocks
 
 RESIZE_METHODS = ("bicubic", "bilinear", "area", "nearest-exact")
+CROP_MODES = ("center", "disabled")
+
+
+def center_crop_to_aspect(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """The largest centered window of [N, H, W, C] frames with the aspect ratio width:height."""
+    h, w = frames.shape[1], frames.shape[2]
+    if w * height > h * width:                    # too wide: trim the sides
+        new_w = max(1, round(h * width / height))
+        x0 = (w - new_w) // 2
+        return frames[:, :, x0:x0 + new_w]
+    new_h = max(1, round(w * height / width))     # too tall (or exact): trim top and bottom
+    y0 = (h - new_h) // 2
+    return frames[:, y0:y0 + new_h]
 
 
 def resize_frames(frames: torch.Tensor, width: int, height: int, method: str = "bicubic",
-                  antialias: bool = True) -> torch.Tensor:
-    """Resize [N, H, W, C] frames to ``width`` x ``height`` (float32 out, clamped to 0..1)."""
+                  antialias: bool = True, crop: str = "disabled") -> torch.Tensor:
+    """Resize [N, H, W, C] frames to ``width`` x ``height`` (float32 out, clamped to 0..1).
+
+    ``crop="center"`` first trims the frames to the target's aspect ratio (no stretching).
+    """
     if method not in RESIZE_METHODS:
         raise ValueError(f"method={method!r}: must be one of {RESIZE_METHODS}")
+    if crop not in CROP_MODES:
+        raise ValueError(f"crop={crop!r}: must be one of {CROP_MODES}")
+    if crop == "center":
+        frames = center_crop_to_aspect(frames, width, height)
     x = frames.movedim(-1, 1).float()
     if tuple(x.shape[-2:]) != (height, width):
         kw = {"antialias": antialias} if method in ("bicubic", "bilinear") else {}
@@ -50,11 +70,13 @@ def hybrid_chunks(frames: int, blocks_per_chunk: int = 2) -> list[tuple[int, int
 
 def iter_hybrid_reference(low_res: torch.Tensor, image: torch.Tensor, width: int, height: int, *,
                           method: str = "bicubic", antialias: bool = True,
-                          blocks_per_chunk: int = 2) -> Iterator[torch.Tensor]:
+                          blocks_per_chunk: int = 2, crop: str = "disabled"
+                          ) -> Iterator[torch.Tensor]:
     """Yield the hybrid reference video chunk by chunk, [n, height, width, C] float32 each.
 
     Every low-res frame is upsampled to ``width`` x ``height``; frame 0 is replaced by ``image``
-    (resized to exactly that size if it is not already). Only one chunk is alive at a time.
+    resized to exactly that size (``crop="center"``: trimmed to the target's aspect ratio first,
+    as Stage I must have been given it). Only one chunk is alive at a time.
     """
     check_image_batch(low_res, "low_res")
     check_image_batch(image, "image")
@@ -63,7 +85,8 @@ def iter_hybrid_reference(low_res: torch.Tensor, image: torch.Tensor, width: int
     for start, stop in hybrid_chunks(low_res.shape[0], blocks_per_chunk):
         chunk = resize_frames(low_res[start:stop, ..., :c], width, height, method, antialias)
         if start == 0:
-            chunk[0] = resize_frames(image[:1, ..., :c], width, height, method, antialias)[0]
+            chunk[0] = resize_frames(image[:1, ..., :c], width, height, method, antialias,
+                                     crop)[0]
         yield chunk
 
 

@@ -39,3 +39,23 @@ def test_errors():
         hybrid_reference(frames(5, 8, 8), torch.zeros(0, 32, 32, 3), 32, 32)
     with pytest.raises(ValueError, match="method='lanczos'"):
         resize_frames(frames(1, 8, 8), 16, 16, method="lanczos")
+
+
+def test_center_crop_keeps_the_aspect_ratio():
+    wide = torch.zeros(1, 40, 120, 3)
+    wide[:, :, 40:80] = 1.0                         # a white square in the middle third
+    out = resize_frames(wide, 40, 40, method="nearest-exact", crop="center")
+    assert torch.equal(out, torch.ones(1, 40, 40, 3))          # only the centre survives
+    stretched = resize_frames(wide, 40, 40, method="nearest-exact")
+    assert stretched.mean() < 0.5                              # disabled: squeezed, not cropped
+    tall = torch.rand(2, 90, 30, 3)
+    assert resize_frames(tall, 32, 64, crop="center").shape == (2, 64, 32, 3)
+    with pytest.raises(ValueError, match="crop='middle'"):
+        resize_frames(tall, 32, 64, crop="middle")
+
+
+def test_hybrid_reference_crops_frame0_like_stage1():
+    img = frames(1, 60, 160, 3)
+    ref = hybrid_reference(frames(5, 8, 16), img, 64, 32, crop="center")
+    want = resize_frames(img[:, :, 20:140], 64, 32)
+    assert torch.allclose(ref[0], want[0])

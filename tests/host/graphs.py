@@ -26,11 +26,13 @@ def pipeline(*, stage2="stage2_48", mode="auto", rope="window", cfg2=1.0, steps2
         "7": {"class_type": "LoadImage", "inputs": {"image": image}},
         "10": {"class_type": "SwiftI2VStage1Sampler", "inputs": {
             "model": ["1", 0], "positive": ["5", 0], "negative": ["6", 0], "vae": ["3", 0],
-            "image": ["7", 0], "width": width, "height": height, "length": length, "seed": seed1,
+            "image": ["7", 0], "width": width, "height": height, "crop": "center", "length": length,
+            "seed": seed1,
             "steps": 2, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple"}},
         "11": {"class_type": "SwiftI2VHybridReference", "inputs": {
             "low_res": ["10", 0], "image": ["7", 0], "vae": ["4" if vae_ref == "vae2" else "3", 0],
-            "width": width, "height": height, "upscale_method": upscale, "tile": 64,
+            "width": width, "height": height, "crop": "center", "upscale_method": upscale,
+            "tile": 64,
             "blocks_per_chunk": 1}},
         "12": {"class_type": "SwiftI2VStage2Sampler", "inputs": {
             "model": ["2", 0], "positive": ["5", 0], "negative": ["6", 0], "reference": ["11", 0],

@@ -73,6 +73,20 @@ def test_any_comfyui_sampler_runs_the_segments(client, server, sampler):
     assert (t["latent"][:, :, :1] == t["anchor"]).all() and t["latent"].isfinite().all()
 
 
+@pytest.mark.parametrize("crop", ["center", "disabled"])
+def test_non_square_target_from_a_square_image(client, server, crop):
+    g = pipeline(width=128, height=64, stage2="stage2_96", save_name=f"crop_{crop}",
+                 prefix=f"crop/{crop}", compare=False)
+    g["10"]["inputs"]["crop"] = g["11"]["inputs"]["crop"] = crop
+    entry = client.run(g, timeout=900)
+    (video,) = [f for f in output_files(entry) if f["filename"].endswith(".mp4")]
+    frames = video_frames(server.output / video["subfolder"] / video["filename"])
+    assert len(frames) == 9 and frames[0].shape == (64, 128, 3)
+    if crop == "disabled":
+        a, b = saved(server, "crop_center"), saved(server, "crop_disabled")
+        assert not (a["anchor"] == b["anchor"]).all()       # a crop, not a stretch
+
+
 def test_spatially_tiled_encode_and_decode_run_through_the_real_vae(client, server):
     """Tiles of 2 latent units (32 px, overlap clamped) on 64x64 frames: 4 tiles, own caches.
     Exactness is claimed for one tile (test_full_graph); with random weights tiles differ."""
