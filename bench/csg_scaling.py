@@ -8,24 +8,16 @@ configuration runs in a fresh subprocess; peak = max RSS minus the baseline afte
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from swift_core import latent_blocks
 
-ROOT = Path(__file__).resolve().parents[1]
+from .tinywan_probe import probe_in_subprocess
+
 FRAMES = (17, 33, 65, 129)
 
 
 def probe(blocks: int, m: int, n: int = 1) -> dict:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-m", "bench.tinywan_probe", "--blocks", str(blocks),
-                          "--m", str(m), "--n", str(n), "--dim-heads", "8", "--ffn", "1024"], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return probe_in_subprocess("--blocks", str(blocks), "--m", str(m), "--n", str(n),
+                               "--dim-heads", "8", "--ffn", "1024")
 
 
 def main():

@@ -1,24 +1,16 @@
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+
+from bench.tinywan_probe import probe_in_subprocess
 
 from swift_core import (WAN22_TI2V_5B, WanDiTConfig, choose_m, max_window_blocks,
                         window_activation_bytes)
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def measured_peak_mib(blocks, latent, dim_heads, ffn):
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-m", "bench.tinywan_probe", "--forward-only",
-                          "--blocks", str(blocks), "--latent", str(latent), str(latent),
-                          "--dim-heads", str(dim_heads), "--ffn", str(ffn)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
+    return probe_in_subprocess("--forward-only", "--blocks", str(blocks), "--latent", str(latent),
+                               str(latent), "--dim-heads", str(dim_heads),
+                               "--ffn", str(ffn))["peak_mib"]
 
 
 @pytest.mark.parametrize("blocks,latent,heads,ffn", [(5, 64, 2, 256), (4, 64, 4, 512)])
