@@ -8,8 +8,8 @@ Speed does not depend on the weights' values, so random weights give true timing
 Prints a short table last; writes every number to --out as JSON.
 
 --adapter comfy (the default when COMFYUI_PATH is set) measures what the pack runs: ComfyUI's
-WanModel loaded by ComfyUI, the CSG Stage II Sampler's denoiser (nodes/host.comfy_denoiser: ComfyUI's
-conditioning and CFG, per-block timesteps) and ComfyUI's Euler sampler. --adapter diffusers uses
+WanModel loaded by ComfyUI and the CSG Stage II Sampler's own path (nodes/bridge/csg.run_stage2:
+each window one core CFGGuider masked-sampling call, ComfyUI's Euler, ComfyUI's memory rules). --adapter diffusers uses
 diffusers' WanTransformer3DModel with swift_core's adapter (no ComfyUI needed). The VAE part needs
 ComfyUI.
 """
@@ -85,7 +85,8 @@ class DiffusersStage2:
         den = diffusers_wan_denoiser(self.model, context.to(self.device, self.dtype))
         return sample_csg(den, noise.to(self.device), torch.linspace(1.0, 0.0, steps + 1),
                           anchor=reference[:, :, :1].to(self.device),
-                          reference=reference.to(self.device), m=m, n=n, callback=callback)
+                          reference=reference.to(self.device), m=m, n=n,
+                          callback=lambda p: callback() if p.finished else None)
 
 
 class ComfyStage2:
@@ -112,10 +113,11 @@ class ComfyStage2:
 
     def run(self, context, noise, reference, m, n, steps, callback):
         cond = [[context, {}]]          # the noise is the node's own: seeded from ``seed``
-        return self.host.run_stage2(self.model, cond, cond, reference, reference[:, :, :1],
-                                    seed=0, steps=steps, cfg=1.0, sampler_name="euler",
-                                    scheduler="simple", m=m, n=n, rope="window",
-                                    mode="swifti2v", denoise=1.0, on_progress=callback)
+        return self.host.csg.run_stage2(self.model, cond, cond, reference, reference[:, :, :1],
+                                        seed=0, steps=steps, cfg=1.0, sampler_name="euler",
+                                        scheduler="simple", m=m, n=n, rope="window",
+                                        mode="swifti2v", denoise=1.0,
+                                        on_segment=lambda seg, blocks: callback())
 
 
 def run_csg(stage2, size, frames, m, n, steps, meter, repeats):
@@ -132,10 +134,9 @@ def run_csg(stage2, size, frames, m, n, steps, meter, repeats):
     def once():
         marks = []
 
-        def cb(p):
-            if p.finished:
-                meter.sync()
-                marks.append(time.perf_counter())
+        def cb():                                       # a segment is final
+            meter.sync()
+            marks.append(time.perf_counter())
 
         meter.sync()
         t0 = time.perf_counter()
@@ -163,7 +164,7 @@ def run_csg(stage2, size, frames, m, n, steps, meter, repeats):
 
 
 def load_pack():
-    """Import this repo as a package inside ComfyUI (for the Segment Decoder's VAE streaming)."""
+    """Import this repo as a package inside ComfyUI; returns its bridge (csg, vae_stream)."""
     import importlib.util
 
     path = os.environ.get("COMFYUI_PATH")
@@ -180,7 +181,9 @@ def load_pack():
     sys.modules["swifti2v_pack"] = pack
     spec.loader.exec_module(pack)
     import importlib
-    return importlib.import_module("swifti2v_pack.nodes.host")
+    importlib.import_module("swifti2v_pack.nodes.bridge.csg")
+    importlib.import_module("swifti2v_pack.nodes.bridge.vae_stream")
+    return importlib.import_module("swifti2v_pack.nodes.bridge")
 
 
 def run_vae(host, size, frames, tile, meter):
@@ -197,7 +200,7 @@ def run_vae(host, size, frames, tile, meter):
     lh, lw = size["vae_latent"]
     blocks = latent_blocks(frames)
     latent = torch.randn(1, 48, blocks, lh, lw, generator=torch.Generator().manual_seed(1))
-    stream = host.WanVAEStream(vae, tile=tile)
+    stream = host.vae_stream.WanVAEStream(vae, tile=tile)
     stream.load(lh, lw, decode=True)
     per = []
     meter.reset()

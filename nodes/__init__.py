@@ -1,4 +1,4 @@
-"""The ComfyUI side of the pack: thin V3 nodes over swift_core; ComfyUI internals in host.py."""
+"""The ComfyUI side of the pack: thin V3 nodes over swift_core; ComfyUI internals in bridge/."""
 from .decoder import SwiftI2VSegmentDecoder
 from .reference import SwiftI2VHybridReference
 from .stage1 import SwiftI2VStage1Sampler

@@ -2,7 +2,7 @@
 import torch
 from comfy_api.latest import io
 
-from . import host
+from .bridge import checks, progress, vae_stream, video_file
 from .types import CATEGORY
 
 
@@ -43,27 +43,27 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
     def execute(cls, samples, vae, blocks_per_step, tile, save_video, filename_prefix, frame_rate,
                 return_frames) -> io.NodeOutput:
         latent = samples.get("samples") if isinstance(samples, dict) else None
-        host.check(latent is not None and latent.ndim == 5 and latent.shape[1] == 48,
+        checks.check(latent is not None and latent.ndim == 5 and latent.shape[1] == 48,
                    "samples: expected a Wan 2.2 video latent [1, 48, T', H', W'], got "
                    f"{None if latent is None else tuple(latent.shape)}")
-        host.check(latent.shape[0] == 1, f"samples: batch of {latent.shape[0]} latents; the "
+        checks.check(latent.shape[0] == 1, f"samples: batch of {latent.shape[0]} latents; the "
                                          "Segment Decoder takes one video at a time")
-        host.check_stage2_vae(vae)
+        checks.check_stage2_vae(vae)
         blocks, lh, lw = latent.shape[2:]
-        stream = host.WanVAEStream(vae, tile=tile)
+        stream = vae_stream.WanVAEStream(vae, tile=tile)
         stream.load(lh, lw, decode=True)
-        writer = host.VideoFileWriter(filename_prefix, lw * 16, lh * 16, frame_rate) \
+        writer = video_file.VideoFileWriter(filename_prefix, lw * 16, lh * 16, frame_rate) \
             if save_video else None
         kept, last = [], None
-        pbar = host.progress_bar(blocks)
+        pbar = progress.progress_bar(blocks)
         try:
             for b0 in range(0, blocks, blocks_per_step):
-                host.throw_if_interrupted()
+                progress.throw_if_interrupted()
                 frames = stream.decode(latent[:, :, b0:b0 + blocks_per_step])
                 if writer is not None:
                     writer.write(frames)
                 if return_frames:
-                    kept.append(frames.to(host.intermediate_device()))
+                    kept.append(frames.to(progress.intermediate_device()))
                 last = frames[-1:]
                 pbar.update_absolute(min(blocks, b0 + blocks_per_step))
             ui = {"images": [writer.close()], "animated": (True,)} if writer is not None else None

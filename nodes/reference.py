@@ -4,7 +4,7 @@ from comfy_api.latest import io
 
 from ..swift_core import check_size_input, iter_hybrid_reference, size_from_image
 from ..swift_core.reference import RESIZE_METHODS
-from . import host
+from .bridge import checks, progress, vae_stream
 from .types import CATEGORY, SwiftReference, first_error, size_inputs
 
 
@@ -44,23 +44,23 @@ class SwiftI2VHybridReference(io.ComfyNode):
     @classmethod
     def execute(cls, low_res, image, vae, width, height, crop, upscale_method, tile,
                 blocks_per_chunk) -> io.NodeOutput:
-        host.check_image(low_res, "low_res")
-        host.check_image(image, "image")
-        size = host.as_input_error(size_from_image, image.shape[2], image.shape[1], width, height,
+        checks.check_image(low_res, "low_res")
+        checks.check_image(image, "image")
+        size = checks.as_input_error(size_from_image, image.shape[2], image.shape[1], width, height,
                                    low_res.shape[0])
-        host.check_stage2_vae(vae)
+        checks.check_stage2_vae(vae)
         w1, h1 = size.stage1
-        host.check((low_res.shape[2], low_res.shape[1]) == (w1, h1),
+        checks.check((low_res.shape[2], low_res.shape[1]) == (w1, h1),
                    f"low_res: frames are {low_res.shape[2]}x{low_res.shape[1]} but a "
                    f"{size.width}x{size.height} target needs Stage I frames of {w1}x{h1} "
                    "(W/4 x H/4): give the Stage I Sampler the same width/height")
-        stream = host.WanVAEStream(vae, tile=tile)
+        stream = vae_stream.WanVAEStream(vae, tile=tile)
         stream.load(size.height // 16, size.width // 16, decode=False)
         chunks = []
         for chunk in iter_hybrid_reference(low_res, image, size.width, size.height,
                                            method=upscale_method, blocks_per_chunk=blocks_per_chunk,
                                            crop=crop):
-            host.throw_if_interrupted()
+            progress.throw_if_interrupted()
             chunks.append(stream.encode(chunk))
         reference = torch.cat(chunks, dim=2)
         return io.NodeOutput({"reference": reference, "anchor": reference[:, :, :1].clone(),

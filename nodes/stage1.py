@@ -2,7 +2,7 @@
 from comfy_api.latest import io
 
 from ..swift_core import check_frames, check_size_input, resize_frames, size_from_image
-from . import host
+from .bridge import checks, stage1, vae_stream
 from .types import CATEGORY, first_error, sampling_inputs, size_inputs
 
 
@@ -46,14 +46,15 @@ class SwiftI2VStage1Sampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, vae, image, width, height, crop, length, seed,
                 steps, cfg, sampler_name, scheduler, clip_vision_output=None) -> io.NodeOutput:
-        host.check_image(image, "image")
-        size = host.as_input_error(size_from_image, image.shape[2], image.shape[1], width, height,
+        checks.check_image(image, "image")
+        size = checks.as_input_error(size_from_image, image.shape[2], image.shape[1], width, height,
                                    length)
-        host.check_stage1_vae(vae)
+        checks.check_stage1_vae(vae)
+        checks.check_stage1_model(model, vae)
         w1, h1 = size.stage1
         small = resize_frames(image[:1, ..., :3], w1, h1, crop=crop)
-        pos, neg, latent = host.stage1_conditioning(positive, negative, vae, small, w1, h1,
+        pos, neg, latent = stage1.stage1_conditioning(positive, negative, vae, small, w1, h1,
                                                     length, clip_vision_output)
-        samples = host.ksample(model, latent, pos, neg, seed, steps, cfg, sampler_name, scheduler)
-        frames = host.vae_decode(vae, samples)
+        samples = stage1.ksample(model, latent, pos, neg, seed, steps, cfg, sampler_name, scheduler)
+        frames = vae_stream.vae_decode(vae, samples)
         return io.NodeOutput(frames, {"samples": samples})

@@ -3,7 +3,7 @@ from comfy_api.latest import io
 
 from ..swift_core import ROPE_MODES, plan_segments
 from ..swift_core.plan import check_m, check_n
-from . import host
+from .bridge import checks, csg, progress
 from .types import CATEGORY, SwiftReference, first_error, sampling_inputs
 
 
@@ -59,21 +59,20 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, reference, seed, steps, cfg, sampler_name,
                 scheduler, m, n, rope, mode, denoise) -> io.NodeOutput:
-        host.check(isinstance(reference, dict) and "reference" in reference,
-                   "reference: expected the output of the SwiftI2V Hybrid Reference Builder")
-        mode = host.resolve_mode(model, mode)
-        host.as_input_error(check_denoise, denoise, mode)
+        checks.check(isinstance(reference, dict) and "reference" in reference,
+                     "reference: expected the output of the SwiftI2V Hybrid Reference Builder")
+        mode = checks.resolve_mode(model, mode)
+        checks.as_input_error(check_denoise, denoise, mode)
         ref, anchor = reference["reference"], reference["anchor"]
-        plan = host.as_input_error(plan_segments, ref.shape[2], m, n)
-        pbar = host.progress_bar(len(plan) * steps)
-        prev = host.previewer(model)
+        plan = checks.as_input_error(plan_segments, ref.shape[2], m, n)
+        pbar = progress.progress_bar(len(plan) * steps)
+        prev = progress.previewer(model)
 
-        def on_progress(p):
-            host.throw_if_interrupted()
-            if not p.finished:
-                pbar.update_absolute(p.done, None, host.preview_image(prev, p.denoised))
+        def on_step(seg, step, x0):
+            pbar.update_absolute(seg.index * steps + step, None,
+                                 progress.preview_image(prev, x0))
 
-        out = host.run_stage2(model, positive, negative, ref, anchor, seed=seed, steps=steps,
-                              cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, m=m, n=n,
-                              rope=rope, mode=mode, denoise=denoise, on_progress=on_progress)
-        return io.NodeOutput({"samples": out})
+        out = csg.run_stage2(model, positive, negative, ref, anchor, seed=seed, steps=steps,
+                             cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, m=m, n=n,
+                             rope=rope, mode=mode, denoise=denoise, on_step=on_step)
+        return io.NodeOutput({"samples": out.to(progress.intermediate_device())})

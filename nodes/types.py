@@ -40,7 +40,7 @@ def size_inputs():
 
 
 def sampling_inputs(default_steps: int = 4):
-    from . import host
+    from .bridge.csg import SAMPLER_NAMES, SCHEDULER_NAMES
     return [
         io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
                      tooltip="Seed of the noise. The same seed gives the same video."),
@@ -49,8 +49,8 @@ def sampling_inputs(default_steps: int = 4):
         io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1, round=0.01,
                        tooltip="Classifier-free guidance. 1.0 = no CFG (one model pass per step, "
                                "as in the paper); above 1 the negative prompt is used too."),
-        io.Combo.Input("sampler_name", options=host.SAMPLER_NAMES, default="euler",
+        io.Combo.Input("sampler_name", options=SAMPLER_NAMES, default="euler",
                        tooltip="ComfyUI sampler (Euler by default)."),
-        io.Combo.Input("scheduler", options=host.SCHEDULER_NAMES, default="simple",
+        io.Combo.Input("scheduler", options=SCHEDULER_NAMES, default="simple",
                        tooltip="ComfyUI scheduler; the model's own shift is applied."),
     ]

@@ -90,6 +90,30 @@ def check_inputs(noise, sigmas, anchor, reference, mode: str) -> None:
                          f"{tuple(sigmas.shape)}")
 
 
+def window_latent(latent, reference, segment: Segment, mode: str):
+    """The latent a segment's window starts from, in time order [B, C, w, H, W].
+
+    Context blocks (anchor and neighbours) are taken from ``latent``, where they are final; the
+    segment's own blocks are the reference (``refine``: it is noised from there) or zeros
+    (``swifti2v``: they start from pure noise).
+    """
+    nc = len(segment.context)
+    x = latent[:, :, list(segment.window)].clone()
+    if mode == "refine":
+        x[:, :, nc:] = reference[:, :, list(segment.current)]
+    else:
+        x[:, :, nc:] = 0
+    return x
+
+
+def window_mask(segment: Segment, like) -> torch.Tensor:
+    """Denoise mask of a window [B, 1, w, H, W]: 0 on the read-only context, 1 on the segment."""
+    b, _, _, h, w = like.shape
+    mask = like.new_ones(b, 1, len(segment.window), h, w)
+    mask[:, :, :len(segment.context)] = 0
+    return mask
+
+
 def segment_model(denoise, context_latent, segment: Segment, reference, positions):
     """The k-diffusion model of one segment: denoises the segment's own blocks inside its window.
 

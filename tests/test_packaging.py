@@ -24,11 +24,18 @@ def test_swift_core_never_imports_comfyui():
         assert not imports(f) & COMFY_MODULES, f
 
 
-def test_only_host_py_touches_comfyui_internals():
-    for f in (ROOT / "nodes").glob("*.py"):
+def test_only_the_bridge_package_touches_comfyui_internals():
+    bridge = ROOT / "nodes" / "bridge"
+    assert (bridge / "__init__.py").exists()
+    for f in (ROOT / "nodes").rglob("*.py"):
         used = imports(f) & COMFY_MODULES
-        if f.name != "host.py":
+        if bridge not in f.parents:
             assert used <= {"comfy_api"}, (f.name, used)
+
+
+def test_bridge_modules_are_small_and_one_concern_each():
+    for f in (ROOT / "nodes" / "bridge").glob("*.py"):
+        assert len(f.read_text().splitlines()) <= 150, f.name
 
 
 def test_entrypoint_without_node_class_mappings():

@@ -19,6 +19,7 @@ NODE_TYPES = [
     "CLIPTextEncode", "CLIPVisionLoader", "CLIPVisionEncode", "LoadImage", "CreateVideo",
     "SaveVideo",
 ]
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 #: combo inputs whose options are the files a user has: not part of the schema
 FILE_INPUTS = {("UNETLoader", "unet_name"), ("VAELoader", "vae_name"), ("CLIPLoader", "clip_name"),
                ("CLIPVisionLoader", "clip_name"), ("LoraLoaderModelOnly", "lora_name"),
@@ -32,9 +33,10 @@ def normalize(node_type: str, info: dict) -> dict:
         for name, spec in info["input"].get(group, {}).items():
             kind, opts = spec[0], (spec[1] if len(spec) > 1 else {}) or {}
             entry = {"name": name, "optional": group == "optional"}
-            if isinstance(kind, list) or kind == "COMBO":
-                entry["type"] = "COMBO"
+            if isinstance(kind, list) or kind in ("COMBO", DYNAMIC_COMBO):
+                entry["type"] = "COMBO"        # a dynamic combo (0.33+) is a combo with sub-inputs
                 options = kind if isinstance(kind, list) else opts.get("options", [])
+                options = [o.get("key") if isinstance(o, dict) else o for o in options]
                 entry["options"] = None if (node_type, name) in FILE_INPUTS else options
             else:
                 entry["type"] = kind

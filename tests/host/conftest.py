@@ -1,6 +1,6 @@
 import pytest
 
-from .server import ComfyServer, comfyui_path, tiny_models
+from .server import ComfyServer, comfy_sampling_names, comfyui_path, tiny_models
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +19,10 @@ def server(tmp_path_factory, models):
 def client(server):
     from swift_batch.client import ComfyClient
     return ComfyClient(server.url, timeout=60)
+
+
+def pytest_generate_tests(metafunc):
+    """Parametrize over the running ComfyUI's own lists: every sampler, every scheduler."""
+    for arg, key in (("sampler_name", 0), ("scheduler_name", 1)):
+        if arg in metafunc.fixturenames:
+            metafunc.parametrize(arg, comfy_sampling_names()[key])

@@ -11,7 +11,7 @@ TINY = {
 
 
 def pipeline(*, stage2="stage2_48", mode="auto", rope="window", cfg2=1.0, steps2=2, m=1, n=1,
-             sampler2="euler", denoise=0.6, width=64, height=64, length=9, image="astronaut.png",
+             sampler2="euler", scheduler2="simple", denoise=0.6, width=64, height=64, length=9, image="astronaut.png",
              upscale="bicubic", prefix="swifti2v_test/video", save_name="run", vae_ref="vae2",
              stage2_model=None, decoder=True, compare=True, seed1=0):
     g = {
@@ -37,7 +37,7 @@ def pipeline(*, stage2="stage2_48", mode="auto", rope="window", cfg2=1.0, steps2
         "12": {"class_type": "SwiftI2VStage2Sampler", "inputs": {
             "model": ["2", 0], "positive": ["5", 0], "negative": ["6", 0], "reference": ["11", 0],
             "seed": 0, "steps": steps2, "cfg": cfg2, "sampler_name": sampler2,
-            "scheduler": "simple", "m": m, "n": n, "rope": rope, "mode": mode,
+            "scheduler": scheduler2, "m": m, "n": n, "rope": rope, "mode": mode,
             "denoise": denoise}},
     }
     saved = {"name": save_name, "reference": ["11", 0], "latent": ["12", 0]}

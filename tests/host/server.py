@@ -1,7 +1,9 @@
 """Start a real ComfyUI (``--cpu``, 127.0.0.1) with this pack and the test nodes, isolated dirs."""
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -42,6 +44,19 @@ def tiny_models(comfy: str) -> Path:
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def comfy_sampling_names() -> tuple[list[str], list[str]]:
+    """``KSampler.SAMPLERS`` and ``KSampler.SCHEDULERS`` of the ComfyUI at COMFYUI_PATH."""
+    code = ("import sys, json; sys.argv = ['main.py', '--cpu']; import comfy.options; "
+            "comfy.options.enable_args_parsing(); import comfy.samplers as s; "
+            "print('NAMES=' + json.dumps([s.KSampler.SAMPLERS, s.KSampler.SCHEDULERS]))")
+    out = subprocess.run([comfyui_python(), "-c", code], cwd=comfyui_path(), check=True,
+                         capture_output=True, text=True).stdout
+    line = [x for x in out.splitlines() if x.startswith("NAMES=")][-1]
+    samplers, schedulers = json.loads(line[len("NAMES="):])
+    return samplers, schedulers
+
+
 class ComfyServer:
     def __init__(self, workdir: Path, models: Path, extra_args=()):
         self.comfy = comfyui_path()
@@ -56,7 +71,7 @@ class ComfyServer:
         for link, target in ((nodes / PACK_NAME, ROOT), (nodes / TEST_NODES.name, TEST_NODES)):
             if not link.exists():
                 link.symlink_to(target, target_is_directory=True)
-        for img in ("astronaut.png", "chelsea.png"):
+        for img in ("astronaut.png", "chelsea.png", "example.png"):   # example.png: ComfyUI ships it
             src = Path(self.comfy) / "input" / img
             if src.exists():
                 shutil.copy(src, self.input / img)

@@ -35,13 +35,22 @@ def test_ui_workflow_loads_in_the_real_frontend(server):
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     wf = json.loads(wf_path.read_text())
     assert len(seen["nodes"]) == len(wf["nodes"])
+    # loaders whose model file is missing (expected here: no weights) are the only nodes the
+    # frontend may flag; 0.33's frontend marks them in red instead of a "Missing Models" dialog
+    loaders = {str(n["id"]) for n in wf["nodes"] if n.get("properties", {}).get("models")}
     for n in seen["nodes"]:
-        assert n["registered"] and not n["errors"], n          # no red / missing nodes
-    saved = {n["id"]: n for n in wf["nodes"]}
+        assert n["registered"], n                                # no missing node types
+        assert not n["errors"] or str(n["id"]) in loaders, n     # no red pack node
+    saved = {str(n["id"]): n for n in wf["nodes"]}
     for n in seen["nodes"]:
-        values = [v for _, v in n["widgets"]]
-        assert values == saved[n["id"]]["widgets_values"], (n["type"], values)
+        values, want = [v for _, v in n["widgets"]], saved[str(n["id"])]["widgets_values"]
+        # as saved; newer frontends may append widgets of their own (0.33's LoadImage)
+        assert values[:len(want)] == want, (n["type"], values)
     dialog = "\n".join(seen["dialogs"])
-    for n in wf["nodes"]:
-        for m in n.get("properties", {}).get("models", []):
+    missing = [m for n in wf["nodes"] for m in n.get("properties", {}).get("models", [])]
+    if any(n["errors"] for n in seen["nodes"]):                  # 0.33+: flagged on the loaders
+        flagged = {str(n["id"]) for n in seen["nodes"] if n["errors"]}
+        assert flagged == loaders, (flagged, loaders)
+    else:                                                        # older: the download dialog
+        for m in missing:
             assert f"{m['directory']} / {m['name']}" in dialog      # offered for download

@@ -65,14 +65,6 @@ def test_full_graph(client, server, stage2, opts):
     assert not list((server.output / "full").glob(".*.part"))
 
 
-@pytest.mark.parametrize("sampler", ["uni_pc", "ddim", "euler_ancestral", "res_multistep"])
-def test_any_comfyui_sampler_runs_the_segments(client, server, sampler):
-    client.run(pipeline(stage2="stage2_96", sampler2=sampler, steps2=3, decoder=False,
-                        compare=False, save_name=f"s_{sampler}"), timeout=900)
-    t = saved(server, f"s_{sampler}")
-    assert (t["latent"][:, :, :1] == t["anchor"]).all() and t["latent"].isfinite().all()
-
-
 @pytest.mark.parametrize("crop", ["center", "disabled"])
 def test_non_square_target_from_a_square_image(client, server, crop):
     g = pipeline(width=128, height=64, stage2="stage2_96", save_name=f"crop_{crop}",
@@ -155,7 +147,7 @@ def test_empty_image_batch_is_refused(client):
     g["10"]["inputs"]["image"] = ["8", 0]
     with pytest.raises(PromptError) as e:
         client.run(g, timeout=900)
-    assert "image: expected an IMAGE with at least one frame, got (0, 64, 64, 3)" in str(e.value)
+    assert "image: expected an IMAGE batch [N>=1, H, W, 3], got shape (0, 64, 64, 3)" in str(e.value)
 
 
 def test_stage2_progress_covers_segments_times_steps_with_previews(client):

@@ -5,10 +5,22 @@ tensor of the real shape; tensors the tests must inspect are saved as safetensor
 folder.
 """
 import os
+import sys
+from pathlib import Path
 
+import comfy.ldm.common_dit
+import comfy.patcher_extension as pe
+import comfy.sample
+import comfy.samplers
 import folder_paths
 import torch
 from safetensors.torch import save_file
+
+# the pack's plain-torch library, imported as a top-level package (it never imports ComfyUI)
+sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
+from swift_core import sample_csg  # noqa: E402
+
+RECORDS: dict[str, list] = {}
 
 
 class SwiftTestConditioning:
@@ -37,10 +49,15 @@ class SwiftTestSaveTensors:
     def INPUT_TYPES(cls):
         return {"required": {"name": ("STRING", {"default": "tensors"})},
                 "optional": {"reference": ("SWIFTI2V_REFERENCE",), "latent": ("LATENT",),
+                             "latent_b": ("LATENT",), "latent_c": ("LATENT",),
                              "images": ("IMAGE",), "images_b": ("IMAGE",)}}
 
-    def save(self, name, reference=None, latent=None, images=None, images_b=None):
+    def save(self, name, reference=None, latent=None, latent_b=None, latent_c=None, images=None,
+             images_b=None):
         out = {}
+        for key, value in (("latent_b", latent_b), ("latent_c", latent_c)):
+            if value is not None:
+                out[key] = value["samples"]
         if reference is not None:
             out["reference"], out["anchor"] = reference["reference"], reference["anchor"]
         if latent is not None:
@@ -49,10 +66,7 @@ class SwiftTestSaveTensors:
             out["images"] = images
         if images_b is not None:
             out["images_b"] = images_b
-        folder = os.path.join(folder_paths.get_output_directory(), "swifti2v_test")
-        os.makedirs(folder, exist_ok=True)
-        save_file({k: v.float().contiguous().cpu() for k, v in out.items()},
-                  os.path.join(folder, f"{name}.safetensors"))
+        _save(name, out)
         return {}
 
 
@@ -69,6 +83,115 @@ class SwiftTestEmptyImage:
         return (torch.zeros(0, 64, 64, 3),)
 
 
-NODE_CLASS_MAPPINGS = {"SwiftTestConditioning": SwiftTestConditioning,
+def _save(name, tensors):
+    folder = os.path.join(folder_paths.get_output_directory(), "swifti2v_test")
+    os.makedirs(folder, exist_ok=True)
+    save_file({k: v.float().contiguous().cpu() for k, v in tensors.items()},
+              os.path.join(folder, f"{name}.safetensors"))
+
+
+class SwiftTestRecordModel:
+    """MODEL -> MODEL that records what its diffusion model receives: the noisy latent channels
+    (the first ``out_dim``) and the per-frame timesteps, call by call."""
+    CATEGORY = "SwiftI2V/test"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "tag": ("STRING", {"default": "rec"})}}
+
+    def patch(self, model, tag):
+        RECORDS[tag] = []
+        out_dim = model.model.diffusion_model.out_dim
+
+        def record(executor, x, timestep, *args, **kwargs):
+            RECORDS[tag].append((x[:, :out_dim].detach().float().cpu().clone(),
+                                 timestep.detach().float().cpu().reshape(x.shape[0], -1).clone()))
+            return executor(x, timestep, *args, **kwargs)
+
+        m = model.clone()
+        m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "swifti2v_test_record", record)
+        return (m,)
+
+
+class SwiftTestSaveRecords:
+    """Saves the records of ``tag`` and the model-space (process_latent_in) final latent."""
+    CATEGORY = "SwiftI2V/test"
+    RETURN_TYPES = ()
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "latent": ("LATENT",),
+                             "tag": ("STRING", {"default": "rec"})}}
+
+    def save(self, model, latent, tag):
+        out = {"final_in": model.model.process_latent_in(latent["samples"].float())}
+        for i, (x, t) in enumerate(RECORDS.get(tag, [])):
+            out[f"x_{i:03d}"], out[f"t_{i:03d}"] = x, t
+        _save(tag, out)
+        return {}
+
+
+def direct_denoiser(model, context):
+    """A swift_core denoiser that calls ComfyUI's Wan diffusion model directly: per-frame
+    timesteps, the reference concatenated, RoPE positions gathered from the model's own
+    frequencies; no ComfyUI sampling code in between."""
+    base = model.model
+    dm, ms = base.diffusion_model, base.model_sampling
+
+    def denoise(x, sigma, *, reference, positions):
+        xin = x if reference is None else torch.cat([x, reference], dim=1)
+        t, h, w = x.shape[2:]
+        xp = comfy.ldm.common_dit.pad_to_patch_size(xin, dm.patch_size)
+        full = int(positions.max()) + 1
+        freqs = dm.rope_encode(full, h, w, device=x.device, dtype=x.dtype)
+        freqs = freqs.unflatten(1, (full, -1))[:, positions.to(freqs.device)].flatten(1, 2)
+        v = dm.forward_orig(xp, ms.timestep(sigma).float(), context, freqs=freqs,
+                            transformer_options={})[:, :, :t, :h, :w]
+        return x - v * sigma[:, None, :, None, None]
+
+    return denoise
+
+
+class SwiftTestReferenceCSG:
+    """swift_core.sample_csg (plain torch, Euler) over ``direct_denoiser``: the oracle the
+    ComfyUI path of the CSG Stage II Sampler must agree with."""
+    CATEGORY = "SwiftI2V/test"
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL",), "positive": ("CONDITIONING",), "reference": ("SWIFTI2V_REFERENCE",),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 2**31}),
+            "steps": ("INT", {"default": 2, "min": 1, "max": 100}),
+            "m": ("INT", {"default": 1, "min": 1, "max": 64}),
+            "n": ("INT", {"default": 1, "min": 0, "max": 64}),
+            "rope": (["window", "absolute"],), "mode": (["swifti2v", "refine"],),
+            "denoise": ("FLOAT", {"default": 0.6, "min": 0.01, "max": 1.0})}}
+
+    def run(self, model, positive, reference, seed, steps, m, n, rope, mode, denoise):
+        base = model.model
+        ref, anchor = reference["reference"].float(), reference["anchor"].float()
+        total = steps if mode == "swifti2v" else int(steps / denoise)
+        sigmas = comfy.samplers.calculate_sigmas(base.model_sampling, "simple", total)[-(steps + 1):]
+        noise = comfy.sample.prepare_noise(ref, seed)
+        context = positive[0][0].float()
+        with torch.no_grad():
+            out = sample_csg(direct_denoiser(model, context), noise, sigmas.float(),
+                             anchor=base.process_latent_in(anchor),
+                             reference=base.process_latent_in(ref), m=m, n=n, mode=mode,
+                             rope=rope)
+        return ({"samples": base.process_latent_out(out)},)
+
+
+NODE_CLASS_MAPPINGS = {"SwiftTestRecordModel": SwiftTestRecordModel,
+                       "SwiftTestSaveRecords": SwiftTestSaveRecords,
+                       "SwiftTestReferenceCSG": SwiftTestReferenceCSG,
+                       "SwiftTestConditioning": SwiftTestConditioning,
                        "SwiftTestSaveTensors": SwiftTestSaveTensors,
                        "SwiftTestEmptyImage": SwiftTestEmptyImage}

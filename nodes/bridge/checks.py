@@ -1,0 +1,100 @@
+"""Checks of inputs that are ComfyUI objects (models, VAEs, IMAGE batches), as input errors.
+
+Rules on plain values live in ``swift_core``; :func:`as_input_error` shows their message as is.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import comfy.ldm.wan.vae2_2 as wan22_vae
+
+from ...swift_core.reference import check_image_batch
+
+STAGE2_CHANNELS = {96: "swifti2v", 48: "refine"}
+
+
+class SwiftInputError(ValueError):
+    """A user's input is wrong; the message names the input and the rule."""
+
+
+def check(cond: bool, message: str) -> None:
+    if not cond:
+        raise SwiftInputError(message)
+
+
+def as_input_error(fn: Callable, *args, **kwargs):
+    """Run a swift_core check, re-raising its ValueError as the node's input error."""
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as e:
+        raise SwiftInputError(str(e)) from None
+
+
+def check_image(image, name: str) -> None:
+    check(image is not None, f"{name}: expected an IMAGE batch [N>=1, H, W, 3], got nothing")
+    as_input_error(check_image_batch, image, name)
+
+
+def vae_channels(vae) -> int:
+    return int(getattr(vae, "latent_channels", 0))
+
+
+def check_stage2_vae(vae, name: str = "vae") -> None:
+    c = vae_channels(vae)
+    check(c == 48 and isinstance(vae.first_stage_model, wan22_vae.WanVAE),
+          f"{name}: expected the Wan 2.2 VAE (48 latent channels, wan2.2_vae.safetensors); got a VAE "
+          f"with {c} latent channels" + (" (that is the Wan 2.1 VAE: it belongs to Stage I)"
+                                         if c == 16 else ""))
+
+
+def check_stage1_vae(vae, name: str = "vae") -> None:
+    c = vae_channels(vae)
+    check(c == 16, f"{name}: expected the Wan 2.1 VAE (16 latent channels, wan_2.1_vae.safetensors) "
+                   f"for Stage I; got a VAE with {c} latent channels")
+
+
+def diffusion_model(model):
+    return model.model.diffusion_model
+
+
+def _wan_dit(model, name: str, expected: str):
+    dm = getattr(getattr(model, "model", None), "diffusion_model", None)
+    check(dm is not None and hasattr(dm, "patch_embedding") and hasattr(dm, "rope_encode"),
+          f"{name}: expected {expected}, got "
+          f"{type(dm).__name__ if dm is not None else type(getattr(model, 'model', model)).__name__}")
+    return dm
+
+
+def stage2_channels(model) -> int:
+    return int(diffusion_model(model).patch_embedding.weight.shape[1])
+
+
+def resolve_mode(model, mode: str, name: str = "model") -> str:
+    """``auto`` picks from the Stage II model's patch-embedding input channels."""
+    dm = _wan_dit(model, name, "a Wan 2.2 TI2V Stage II diffusion model")
+    c = stage2_channels(model)
+    out_c = int(getattr(dm, "out_dim", 48))
+    check(c in STAGE2_CHANNELS and out_c == 48,
+          f"{name}: the Stage II model must take 96 input channels (SwiftI2V weights) or 48 "
+          f"(public Wan2.2-TI2V-5B) and output 48; found {c} input / {out_c} output channels")
+    found = STAGE2_CHANNELS[c]
+    if mode == "auto":
+        return found
+    check(mode == found, f"mode={mode!r}: the loaded Stage II model has {c} input channels, "
+                         f"which needs mode {found!r} (or 'auto')")
+    return mode
+
+
+def check_stage1_model(model, vae, name: str = "model") -> None:
+    """Stage I takes a Wan I2V model whose input is the VAE's latent plus its image conditioning
+    (Wan 2.1 I2V: 16 + 4 mask + 16 image = 36 channels, with a CLIP image embedding)."""
+    dm = _wan_dit(model, name, "a Wan 2.1 I2V diffusion model (wan2.1_i2v_480p_14B)")
+    c_in = int(dm.patch_embedding.weight.shape[1])
+    c_out = int(getattr(dm, "out_dim", 0))
+    lat = vae_channels(vae)
+    want = 2 * lat + 4
+    check(c_out == lat and c_in == want,
+          f"{name}: Stage I needs a Wan I2V model taking the Stage I VAE's {lat}-channel latent plus "
+          f"its image conditioning ({want} input channels, {lat} output: Wan 2.1 I2V 14B); the "
+          f"loaded model has {c_in} input / {c_out} output channels"
+          + (" (that looks like Wan 2.2 TI2V 5B: it belongs to Stage II)" if c_out == 48 else ""))

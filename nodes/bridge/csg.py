@@ -1,0 +1,100 @@
+"""Stage II on ComfyUI's own sampling path: each CSG window is one core masked-sampling call.
+
+For Wan 2.2 a ``denoise_mask`` of 0 on a latent frame gives that frame timestep 0
+(``WAN22.process_timestep``) and keeps it at the given latent (``scale_latent_inpaint``): the
+paper's rule for the anchor and the context blocks. So a window is sampled by core's CFGGuider
+with the window latent, that mask, the window's slice of the one seeded full-length noise and,
+for 96-channel models, the window's reference as ``concat_latent_image``. Every sampler, wrapper,
+hook and MODEL patch of ComfyUI applies, and ComfyUI loads the model for the window it is given.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+
+import comfy.model_patcher
+import comfy.sample
+import comfy.samplers
+import node_helpers
+
+from ...swift_core import plan_segments, window_latent, window_mask, window_positions
+from ...swift_core.plan import Segment
+from ...swift_core.sampling import check_inputs
+from .checks import as_input_error
+from .rope import set_window_positions
+
+SAMPLER_NAMES = comfy.samplers.KSampler.SAMPLERS
+SCHEDULER_NAMES = comfy.samplers.KSampler.SCHEDULERS
+
+
+def stage2_sigmas(model, scheduler: str, steps: int, denoise: float) -> torch.Tensor:
+    """The model's own schedule (shift included); the tail of a longer one for denoise < 1."""
+    ms = model.get_model_object("model_sampling")
+    total = steps if denoise >= 1.0 else int(steps / denoise)
+    return comfy.samplers.calculate_sigmas(ms, scheduler, total).cpu()[-(steps + 1):]
+
+
+def window_guider(model, positive, negative, cfg: float, reference=None, positions=None):
+    """Core's CFGGuider for one window: its reference as ``concat_latent_image`` (raw VAE space,
+    as core's Wan nodes give it) and, for ``rope=absolute``, the window's true block indices."""
+    if reference is not None:
+        values = {"concat_latent_image": reference}
+        positive = node_helpers.conditioning_set_values(positive, values)
+        negative = node_helpers.conditioning_set_values(negative, values)
+    guider = comfy.samplers.CFGGuider(model)
+    guider.set_conds(positive, negative)
+    guider.set_cfg(cfg)
+    if positions is not None:
+        guider.model_options = comfy.model_patcher.create_model_options_clone(guider.model_options)
+        set_window_positions(guider.model_options, positions)
+    return guider
+
+
+def run_stage2(model, positive, negative, reference, anchor, *, seed: int, steps: int, cfg: float,
+               sampler_name: str, scheduler: str, m: int, n: int, rope: str, mode: str,
+               denoise: float, on_step: Optional[Callable] = None,
+               on_segment: Optional[Callable] = None):
+    """The CSG Stage II Sampler's work: raw VAE latents in, the raw 2K latent out.
+
+    ``on_step(segment, step, x0)`` follows every sampler step (``x0``: the window's current clean
+    estimate, for previews); ``on_segment(segment, blocks)`` gets each segment's final blocks as
+    soon as they are final. Block 0 of the result is ``anchor``, bit for bit.
+    """
+    blocks = reference.shape[2]
+    plan = plan_segments(blocks, m, n)
+    sigmas = stage2_sigmas(model, scheduler, steps, denoise if mode == "refine" else 1.0)
+    noise = comfy.sample.prepare_noise(reference, seed)       # one noise for the whole video
+    as_input_error(check_inputs, noise, sigmas, anchor, reference, mode)
+    sampler = comfy.samplers.sampler_object(sampler_name)
+    latent = reference.clone()
+    latent[:, :, :1] = anchor
+    for seg in plan:
+        x = sample_window(model, positive, negative, cfg, sampler, sigmas, latent, reference, noise,
+                          seg, mode=mode, rope=rope, seed=seed + seg.index, on_step=on_step)
+        cur = list(seg.current)
+        latent[:, :, cur] = x[:, :, len(seg.context):].to(latent)
+        if on_segment is not None:
+            on_segment(seg, latent[:, :, cur])
+    latent[:, :, :1] = anchor
+    return latent
+
+
+def sample_window(model, positive, negative, cfg, sampler, sigmas, latent, reference, noise,
+                  seg: Segment, *, mode: str, rope: str, seed: int, on_step=None):
+    """One core masked-sampling call over a segment's window; returns the window, raw VAE space.
+
+    ``seed`` goes to samplers that draw noise (ancestral, SDE): each segment has its own.
+    """
+    win = list(seg.window)
+    guider = window_guider(model, positive, negative, cfg,
+                           reference[:, :, win] if mode == "swifti2v" else None,
+                           window_positions(seg, rope).tolist() if rope == "absolute" else None)
+    start = window_latent(latent, reference, seg, mode)
+    callback = None
+    if on_step is not None:
+        def callback(step, x0, x, total_steps):
+            on_step(seg, step + 1, x0)
+    return guider.sample(noise[:, :, win], start, sampler, sigmas.clone(),
+                         denoise_mask=window_mask(seg, start), callback=callback,
+                         disable_pbar=True, seed=seed)

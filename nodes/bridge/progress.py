@@ -1,0 +1,31 @@
+"""Progress bar, previews and Cancel, the way ComfyUI's own samplers report them."""
+from __future__ import annotations
+
+import comfy.model_management as mm
+import comfy.utils
+import latent_preview
+
+
+def progress_bar(total: int):
+    """ComfyUI's progress bar; each update also raises if the user pressed Cancel."""
+    return comfy.utils.ProgressBar(total)
+
+
+def previewer(model):
+    """ComfyUI's latent previewer for this model (None when previews are off)."""
+    return latent_preview.get_previewer(model.load_device, model.model.latent_format)
+
+
+def preview_image(prev, x0):
+    """A preview of the last latent frame of ``x0`` [B, C, T, H, W] for the progress bar."""
+    if prev is None or x0 is None:
+        return None
+    return prev.decode_latent_to_preview_image("JPEG", x0[:, :, -1:])
+
+
+def throw_if_interrupted() -> None:
+    mm.throw_exception_if_processing_interrupted()
+
+
+def intermediate_device():
+    return mm.intermediate_device()

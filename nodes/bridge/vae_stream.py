@@ -1,0 +1,95 @@
+"""The Wan 2.2 VAE driven one latent block at a time, with its causal state carried across calls."""
+from __future__ import annotations
+
+import torch
+
+import comfy.ldm.wan.vae2_2 as wan22_vae
+import comfy.model_management as mm
+
+from ...swift_core.tiling import tiled_apply
+from .checks import check, check_stage2_vae
+
+
+class WanVAEStream:
+    """Drives the Wan 2.2 VAE one latent block at a time with a causal cache of our own.
+
+    ComfyUI clears the VAE's causal feature cache at every encode/decode call; this keeps one
+    cache per spatial tile across calls, so time-chunked encoding/decoding equals one-shot
+    encoding/decoding while only one block of frames is on the device at a time. Tiles are in
+    latent units (``tile`` 0 = whole frame) and blended linearly over ``overlap``.
+    """
+
+    SPATIAL = 16
+
+    def __init__(self, vae, tile: int = 0, overlap: int = 4):
+        check_stage2_vae(vae)
+        self.vae, self.net = vae, vae.first_stage_model
+        self.tile, self.overlap = tile, overlap
+        self.enc_caches: dict = {}
+        self.dec_caches: dict = {}
+        self.frames_in = 0
+
+    # loading: ask ComfyUI for one block of one tile, not the whole video
+    def load(self, latent_h: int, latent_w: int, decode: bool) -> None:
+        th = min(latent_h, self.tile or latent_h)
+        tw = min(latent_w, self.tile or latent_w)
+        dtype = self.vae.vae_dtype
+        if decode:
+            need = self.vae.memory_used_decode((1, 48, 1, th, tw), dtype)
+        else:
+            need = self.vae.memory_used_encode((1, 3, 5, th * self.SPATIAL, tw * self.SPATIAL), dtype)
+        mm.load_models_gpu([self.vae.patcher], memory_required=need,
+                           force_full_load=getattr(self.vae, "disable_offload", False))
+
+    def _encode_tile(self, x, cache):
+        feat = cache.setdefault("feat", [None] * wan22_vae.count_conv3d(self.net.encoder))
+        x = wan22_vae.patchify(x, patch_size=2)
+        outs, t = [], 0
+        while t < x.shape[2]:
+            n = 1 if cache.get("frames", 0) == 0 else 4
+            outs.append(self.net.encoder(x[:, :, t:t + n], feat_cache=feat, feat_idx=[0]))
+            cache["frames"] = cache.get("frames", 0) + n
+            t += n
+        return self.net.conv1(torch.cat(outs, dim=2)).chunk(2, dim=1)[0]
+
+    def _decode_tile(self, z, cache):
+        feat = cache.setdefault("feat", [None] * wan22_vae.count_conv3d(self.net.decoder))
+        x = self.net.conv2(z)
+        outs = []
+        for i in range(x.shape[2]):
+            first = cache.get("blocks", 0) == 0
+            outs.append(self.net.decoder(x[:, :, i:i + 1], feat_cache=feat, feat_idx=[0],
+                                         first_chunk=first))
+            cache["blocks"] = cache.get("blocks", 0) + 1
+        return wan22_vae.unpatchify(torch.cat(outs, dim=2), patch_size=2)
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """IMAGE frames [n, H, W, 3] (0..1) -> raw latent [1, 48, k, H/16, W/16].
+
+        The first call must start at frame 0 with 1 + 4j frames, later calls with 4j frames.
+        """
+        n = frames.shape[0]
+        check((self.frames_in == 0 and (n - 1) % 4 == 0) or (self.frames_in > 0 and n % 4 == 0),
+              f"frames: chunk of {n} frames does not align with the VAE's 4-frame blocks")
+        pix = frames[..., :3].movedim(-1, 0).unsqueeze(0)            # [1, 3, n, H, W]
+        pix = self.vae.process_input(pix).to(self.vae.vae_dtype).to(self.vae.device)
+        out = tiled_apply(pix, self._encode_tile, self.tile * self.SPATIAL,
+                          self.overlap * self.SPATIAL, 1 / self.SPATIAL, self.enc_caches)
+        self.frames_in += n
+        return out.to(self.vae.output_device).float()
+
+    @torch.no_grad()
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Raw latent blocks [1, 48, k, h, w], in order -> IMAGE frames [n, H, W, 3] (0..1)."""
+        z = latent.to(self.vae.vae_dtype).to(self.vae.device)
+        out = tiled_apply(z, self._decode_tile, self.tile, self.overlap, self.SPATIAL,
+                          self.dec_caches)
+        pix = self.vae.process_output(out.to(self.vae.output_device).float())
+        return pix[0].movedim(0, -1)                                   # [n, H, W, 3]
+
+
+def vae_decode(vae, latent: torch.Tensor) -> torch.Tensor:
+    """ComfyUI's own one-shot decode, as IMAGE frames [n, H, W, C]."""
+    images = vae.decode(latent)
+    return images.reshape((-1,) + tuple(images.shape[-3:]))
