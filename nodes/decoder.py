@@ -2,8 +2,10 @@
 import torch
 from comfy_api.latest import io
 
-from .bridge import checks, progress, vae_stream, video_file
-from .types import CATEGORY
+from .bridge import checks, fits, progress, vae_stream, video_file
+from ..swift_core.memory import frames_bytes
+from ..swift_core.paths import check_prefix
+from .types import CATEGORY, validate
 
 
 class SwiftI2VSegmentDecoder(io.ComfyNode):
@@ -40,6 +42,10 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, filename_prefix=None):
+        return validate(cls, {}, (check_prefix, filename_prefix))
+
+    @classmethod
     def execute(cls, samples, vae, blocks_per_step, tile, save_video, filename_prefix, frame_rate,
                 return_frames) -> io.NodeOutput:
         latent = samples.get("samples") if isinstance(samples, dict) else None
@@ -49,7 +55,18 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
         checks.check(latent.shape[0] == 1, f"samples: batch of {latent.shape[0]} latents; the "
                                          "Segment Decoder takes one video at a time")
         checks.check_stage2_vae(vae)
+        if save_video:
+            checks.as_input_error(check_prefix, filename_prefix)
         blocks, lh, lw = latent.shape[2:]
+        num_frames = 1 + 4 * (blocks - 1)
+        fits.check_host_fits(
+            frames_bytes((num_frames if return_frames else 0) + 4 * blocks_per_step, lw * 16,
+                         lh * 16),
+            inputs=f"samples ({lw * 16}x{lh * 16}, {num_frames} frames), "
+                   f"return_frames={return_frames}",
+            what="the decoded frames kept in host RAM",
+            advice="turn return_frames off (the video file is still written), or decode fewer "
+                   "blocks_per_step")
         stream = vae_stream.WanVAEStream(vae, tile=tile)
         stream.load(lh, lw, decode=True)
         writer = video_file.VideoFileWriter(filename_prefix, lw * 16, lh * 16, frame_rate) \

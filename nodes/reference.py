@@ -3,9 +3,10 @@ import torch
 from comfy_api.latest import io
 
 from ..swift_core import check_size_input, iter_hybrid_reference, size_from_image
+from ..swift_core.memory import frames_bytes
 from ..swift_core.reference import RESIZE_METHODS
-from .bridge import checks, progress, vae_stream
-from .types import CATEGORY, SwiftReference, first_error, size_inputs
+from .bridge import checks, fits, progress, vae_stream
+from .types import CATEGORY, SwiftReference, size_inputs, validate
 
 
 class SwiftI2VHybridReference(io.ComfyNode):
@@ -39,7 +40,8 @@ class SwiftI2VHybridReference(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, width=None, height=None):
-        return first_error((check_size_input, width, "width"), (check_size_input, height, "height"))
+        return validate(cls, {"width": width, "height": height},
+                        (check_size_input, width, "width"), (check_size_input, height, "height"))
 
     @classmethod
     def execute(cls, low_res, image, vae, width, height, crop, upscale_method, tile,
@@ -47,13 +49,18 @@ class SwiftI2VHybridReference(io.ComfyNode):
         checks.check_image(low_res, "low_res")
         checks.check_image(image, "image")
         size = checks.as_input_error(size_from_image, image.shape[2], image.shape[1], width, height,
-                                   low_res.shape[0])
+                                     low_res.shape[0], "low_res frame count")
         checks.check_stage2_vae(vae)
         w1, h1 = size.stage1
         checks.check((low_res.shape[2], low_res.shape[1]) == (w1, h1),
                    f"low_res: frames are {low_res.shape[2]}x{low_res.shape[1]} but a "
                    f"{size.width}x{size.height} target needs Stage I frames of {w1}x{h1} "
                    "(W/4 x H/4): give the Stage I Sampler the same width/height")
+        fits.check_host_fits(
+            2 * frames_bytes(4 * blocks_per_chunk + 1, size.width, size.height),
+            inputs=f"width={size.width}, height={size.height}, blocks_per_chunk={blocks_per_chunk}",
+            what=f"building {4 * blocks_per_chunk + 1} frames of {size.width}x{size.height} at once",
+            advice="lower blocks_per_chunk or the size")
         stream = vae_stream.WanVAEStream(vae, tile=tile)
         stream.load(size.height // 16, size.width // 16, decode=False)
         chunks = []

@@ -2,8 +2,8 @@
 from comfy_api.latest import io
 
 from ..swift_core import check_frames, check_size_input, resize_frames, size_from_image
-from .bridge import checks, stage1, vae_stream
-from .types import CATEGORY, first_error, sampling_inputs, size_inputs
+from .bridge import checks, fits, stage1, vae_stream
+from .types import CATEGORY, sampling_inputs, size_inputs, validate
 
 
 class SwiftI2VStage1Sampler(io.ComfyNode):
@@ -40,18 +40,20 @@ class SwiftI2VStage1Sampler(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, width=None, height=None, length=None):
-        return first_error((check_size_input, width, "width"), (check_size_input, height, "height"),
-                           (check_frames, length, "frames"))
+        return validate(cls, {"width": width, "height": height, "length": length},
+                        (check_size_input, width, "width"), (check_size_input, height, "height"),
+                        (check_frames, length, "length"))
 
     @classmethod
     def execute(cls, model, positive, negative, vae, image, width, height, crop, length, seed,
                 steps, cfg, sampler_name, scheduler, clip_vision_output=None) -> io.NodeOutput:
         checks.check_image(image, "image")
         size = checks.as_input_error(size_from_image, image.shape[2], image.shape[1], width, height,
-                                   length)
+                                     length, "length")
         checks.check_stage1_vae(vae)
         checks.check_stage1_model(model, vae)
         w1, h1 = size.stage1
+        fits.check_stage1_fits(model, size, cfg)
         small = resize_frames(image[:1, ..., :3], w1, h1, crop=crop)
         pos, neg, latent = stage1.stage1_conditioning(positive, negative, vae, small, w1, h1,
                                                     length, clip_vision_output)

@@ -3,8 +3,8 @@ from comfy_api.latest import io
 
 from ..swift_core import ROPE_MODES, plan_segments
 from ..swift_core.plan import check_m, check_n
-from .bridge import checks, csg, progress
-from .types import CATEGORY, SwiftReference, first_error, sampling_inputs
+from .bridge import checks, fits, csg, progress
+from .types import CATEGORY, SwiftReference, sampling_inputs, validate
 
 
 def check_denoise(denoise: float, mode) -> None:
@@ -54,7 +54,8 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, m=None, n=None, mode=None, denoise=None):
-        return first_error((check_m, m), (check_n, n), (check_denoise, denoise, mode))
+        return validate(cls, {"m": m, "n": n, "denoise": denoise},
+                        (check_m, m), (check_n, n), (check_denoise, denoise, mode))
 
     @classmethod
     def execute(cls, model, positive, negative, reference, seed, steps, cfg, sampler_name,
@@ -65,6 +66,7 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
         checks.as_input_error(check_denoise, denoise, mode)
         ref, anchor = reference["reference"], reference["anchor"]
         plan = checks.as_input_error(plan_segments, ref.shape[2], m, n)
+        fits.check_window_fits(model, ref.shape, m, n, cfg)
         pbar = progress.progress_bar(len(plan) * steps)
         prev = progress.previewer(model)
 

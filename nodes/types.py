@@ -1,6 +1,8 @@
 """Custom ComfyUI types of the pack."""
 from comfy_api.latest import io
 
+from ..swift_core.sizes import check_bounds
+
 #: dict(reference=[1,48,T',H',W'] raw VAE latent, anchor=[1,48,1,H',W'], width, height, frames)
 SwiftReference = io.Custom("SWIFTI2V_REFERENCE")
 
@@ -21,6 +23,28 @@ def first_error(*checks):
         except ValueError as e:
             return str(e)
     return True
+
+
+def widget_limits(node_cls) -> dict:
+    """``{input: (min, max)}`` of a node's number widgets, read from its own schema."""
+    limits = {}
+    for inp in node_cls.define_schema().inputs:
+        lo, hi = getattr(inp, "min", None), getattr(inp, "max", None)
+        if lo is not None or hi is not None:
+            limits[inp.id] = (lo, hi)
+    return limits
+
+
+def validate(node_cls, values: dict, *checks):
+    """``validate_inputs`` of a node: its rules, then the widget bounds of every input it takes.
+
+    ComfyUI skips its own min/max checks for the inputs a node's ``validate_inputs`` takes, so
+    they are restored here from the node's schema, not written a second time.
+    """
+    limits = widget_limits(node_cls)
+    bounds = [(check_bounds, value, name, *limits[name]) for name, value in values.items()
+              if name in limits]
+    return first_error(*checks, *bounds)
 
 
 def size_inputs():

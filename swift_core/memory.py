@@ -87,3 +87,20 @@ def choose_m(cfg: WanDiTConfig, num_blocks: int, latent_h: int, latent_w: int, b
         raise ValueError(f"budget_bytes={budget_bytes}: even M=1 needs about {need} bytes "
                          f"per window at {latent_h}x{latent_w} latent")
     return best
+
+
+GIB = 2 ** 30
+
+
+def frames_bytes(frames: int, width: int, height: int, channels: int = 3,
+                 dtype_bytes: int = 4) -> int:
+    """Bytes of ``frames`` IMAGE frames (ComfyUI's float32 [N, H, W, C])."""
+    return int(frames) * int(width) * int(height) * channels * dtype_bytes
+
+
+def check_fits(need_bytes: int, available_bytes: int, *, inputs: str, what: str, where: str,
+               advice: str) -> None:
+    """Refuse before allocating: ``inputs`` names the inputs, ``what`` the allocation."""
+    if need_bytes > available_bytes:
+        raise ValueError(f"{inputs}: {what} needs about {need_bytes / GIB:.1f} GiB of {where}, "
+                         f"but {available_bytes / GIB:.1f} GiB is available; {advice}")

@@ -40,6 +40,15 @@ def check_multiple(value: int, name: str, multiple: int = STAGE2_MULTIPLE) -> in
     return value
 
 
+def check_bounds(value, name: str, lo=None, hi=None):
+    """A widget's own limits (ComfyUI does not check them for inputs ``validate_inputs`` takes)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}={value!r}: must be a number")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{name}={value!r}: must be between {lo} and {hi}")
+    return value
+
+
 def check_size_input(value: int, name: str) -> int:
     """A node's width/height input: 0 (take it from the image) or a positive multiple of 32."""
     return value if value == 0 else check_multiple(value, name)
@@ -100,8 +109,18 @@ class VideoSize:
 
 
 def size_from_image(image_width: int, image_height: int, width: int = 0, height: int = 0,
-                    frames: int = 81) -> VideoSize:
-    """Target size; a 0 width/height is taken from the image, snapped down to a multiple of 32."""
+                    frames: int = 81, frames_name: str = "frames") -> VideoSize:
+    """Target size; a 0 width/height is taken from the image, snapped down to a multiple of 32.
+
+    An image smaller than 32 px on a side taken from the image is refused (snapping down gives 0).
+    """
+    for given, got, axis in ((width, image_width, "width"), (height, image_height, "height")):
+        if not given and got < STAGE2_MULTIPLE:
+            raise ValueError(
+                f"image: {image_width}x{image_height} px is too small for {axis}=0 (size from the "
+                f"image), which needs at least {STAGE2_MULTIPLE} px; set {axis} (a multiple of "
+                f"{STAGE2_MULTIPLE}) or use a larger image")
+    check_frames(frames, frames_name)
     w = width or snap_down(image_width, STAGE2_MULTIPLE)
     h = height or snap_down(image_height, STAGE2_MULTIPLE)
     return VideoSize(w, h, frames)

@@ -70,17 +70,21 @@ class SwiftTestSaveTensors:
         return {}
 
 
-class SwiftTestEmptyImage:
+class SwiftTestImage:
+    """An IMAGE batch of any size and frame count (0 frames: an empty batch)."""
     CATEGORY = "SwiftI2V/test"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "make"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {}}
+        return {"required": {"frames": ("INT", {"default": 0, "min": 0, "max": 1025}),
+                             "width": ("INT", {"default": 64, "min": 1, "max": 8192}),
+                             "height": ("INT", {"default": 64, "min": 1, "max": 8192})}}
 
-    def make(self):
-        return (torch.zeros(0, 64, 64, 3),)
+    def make(self, frames, width, height):
+        g = torch.Generator().manual_seed(frames * 7919 + width * 31 + height)
+        return (torch.rand(frames, height, width, 3, generator=g),)
 
 
 def _save(name, tensors):
@@ -194,4 +198,4 @@ NODE_CLASS_MAPPINGS = {"SwiftTestRecordModel": SwiftTestRecordModel,
                        "SwiftTestReferenceCSG": SwiftTestReferenceCSG,
                        "SwiftTestConditioning": SwiftTestConditioning,
                        "SwiftTestSaveTensors": SwiftTestSaveTensors,
-                       "SwiftTestEmptyImage": SwiftTestEmptyImage}
+                       "SwiftTestImage": SwiftTestImage}

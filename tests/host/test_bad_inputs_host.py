@@ -1,0 +1,139 @@
+"""Every bad input refused by name before heavy work, through the API of a real ComfyUI.
+
+Each case asserts: the prompt is refused, the message names the input and the rule, and no pack
+node did any work first: either ComfyUI rejected the prompt at validation (no node ran), or the
+refusing node is the only pack node that ran (upstream pack nodes are cached from the warm-up
+run of the valid graph just before) and no pack node reported progress.
+"""
+import pytest
+
+from swift_batch.client import PromptError
+
+from .graphs import TINY, pipeline
+
+PACK_NODES = {"10", "11", "12", "13"}     # Stage I, Reference Builder, Stage II, Segment Decoder
+
+
+def graph():
+    return pipeline(decoder=True, compare=False, save_name="bad", prefix="bad/video")
+
+
+def widget(node, **values):
+    def edit(g):
+        g[node]["inputs"].update(values)
+    return edit
+
+
+def image(node_inputs, frames, width, height):
+    def edit(g):
+        g["40"] = {"class_type": "SwiftTestImage",
+                   "inputs": {"frames": frames, "width": width, "height": height}}
+        for node, name in node_inputs:
+            g[node]["inputs"][name] = ["40", 0]
+    return edit
+
+
+def both(*edits):
+    def edit(g):
+        for e in edits:
+            e(g)
+    return edit
+
+
+VALIDATION = "validation"
+CASES = [
+    # --- refused by ComfyUI's prompt validation: nothing runs
+    ("stage1 width not x32", widget("10", width=70), "width=70: must be a positive multiple of 32",
+     VALIDATION),
+    ("stage1 width over max", widget("10", width=8224), "width=8224: must be between 0 and 8192",
+     VALIDATION),
+    ("stage1 negative height", widget("10", height=-32),
+     "height=-32: must be a positive multiple of 32", VALIDATION),
+    ("stage1 length not 4k+1", widget("10", length=8), "length=8: must be 4k+1", VALIDATION),
+    ("stage1 length below min", widget("10", length=1), "length=1: must be between 5 and 1025",
+     VALIDATION),
+    ("stage1 length over max", widget("10", length=1029),
+     "length=1029: must be between 5 and 1025", VALIDATION),
+    ("stage1 steps 0", widget("10", steps=0), "steps", VALIDATION),
+    ("stage1 cfg negative", widget("10", cfg=-1.0), "cfg", VALIDATION),
+    ("stage1 unknown sampler", widget("10", sampler_name="nope"), "sampler_name", VALIDATION),
+    ("reference width not x32", widget("11", width=100),
+     "width=100: must be a positive multiple of 32", VALIDATION),
+    ("reference tile negative", widget("11", tile=-8), "tile", VALIDATION),
+    ("reference chunk 0", widget("11", blocks_per_chunk=0), "blocks_per_chunk", VALIDATION),
+    ("stage2 m 0", widget("12", m=0), "m=0: the segment length M must be an integer >= 1",
+     VALIDATION),
+    ("stage2 m over max", widget("12", m=300), "m=300: must be between 1 and 256", VALIDATION),
+    ("stage2 n negative", widget("12", n=-1),
+     "n=-1: the neighbour count N must be an integer >= 0", VALIDATION),
+    ("stage2 denoise over max", widget("12", denoise=1.5),
+     "denoise=1.5: must be between 0.0 and 1.0", VALIDATION),
+    ("stage2 refine denoise 0", widget("12", mode="refine", denoise=0.0),
+     "denoise=0.0: must be in (0, 1]", VALIDATION),
+    ("stage2 unknown rope", widget("12", rope="nope"), "rope", VALIDATION),
+    ("decoder prefix escapes", widget("13", filename_prefix="../escape/video"),
+     "filename_prefix='../escape/video': must stay inside ComfyUI's output folder", VALIDATION),
+    ("decoder prefix absolute", widget("13", filename_prefix="/tmp/abs/video"),
+     "filename_prefix='/tmp/abs/video': must be a relative path", VALIDATION),
+    ("decoder blocks 0", widget("13", blocks_per_step=0), "blocks_per_step", VALIDATION),
+    ("decoder fps 0", widget("13", frame_rate=0.0), "frame_rate", VALIDATION),
+    # --- refused by the first pack node to run, before it loads or samples anything
+    ("stage1 given Wan 2.2 TI2V", widget("1", unet_name=TINY["stage2_48"]),
+     "model: Stage I needs a Wan I2V model", "10"),
+    ("stage1 given Wan 2.2 VAE", widget("10", vae=["4", 0]),
+     "vae: expected the Wan 2.1 VAE", "10"),
+    ("stage1 empty image", image([("10", "image")], 0, 64, 64),
+     "image: expected an IMAGE batch [N>=1, H, W, 3], got shape (0, 64, 64, 3)", "10"),
+    ("stage1 image too small for size 0",
+     both(image([("10", "image"), ("11", "image")], 1, 20, 12), widget("10", width=0, height=0),
+          widget("11", width=0, height=0)),
+     "image: 20x12 px is too small for width=0 (size from the image), which needs at least 32 px",
+     "10"),
+    ("stage1 huge request", both(widget("10", width=8192, height=8192, length=1025),
+                                 widget("11", width=8192, height=8192)),
+     "width=8192, height=8192, length=1025: Stage I's 1025 frames of 2048x2048 needs about", "10"),
+    ("reference given Wan 2.1 VAE", widget("11", vae=["3", 0]),
+     "vae: expected the Wan 2.2 VAE (48 latent channels", "11"),
+    ("reference size differs from stage1", widget("11", width=128),
+     "low_res: frames are 16x16 but a 128x64 target needs Stage I frames of 32x16", "11"),
+    ("reference low_res not 4k+1", image([("11", "low_res")], 8, 16, 16),
+     "low_res frame count=8: must be 4k+1", "11"),
+    ("stage2 given Wan 2.1 I2V", widget("2", unet_name=TINY["stage1"]),
+     "model: the Stage II model must take 96 input channels", "12"),
+    ("stage2 mode does not fit model", widget("12", mode="swifti2v"),
+     "mode='swifti2v': the loaded Stage II model has 48 input channels", "12"),
+    ("stage2 auto refine denoise 0", widget("12", denoise=0.0), "denoise=0.0: must be in (0, 1]",
+     "12"),
+    ("decoder given Wan 2.1 VAE", widget("13", vae=["3", 0]),
+     "vae: expected the Wan 2.2 VAE (48 latent channels", "13"),
+    ("decoder given the Stage I latent", widget("13", samples=["10", 1]),
+     "samples: expected a Wan 2.2 video latent [1, 48, T', H', W'], got (1, 16, 3, 2, 2)", "13"),
+]
+
+
+@pytest.mark.parametrize("edit,needle,refused_by", [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_by_name_before_heavy_work(client, edit, needle, refused_by):
+    if refused_by != VALIDATION:
+        client.run(graph(), timeout=900)     # the valid graph: upstream pack nodes now cached
+    g = graph()
+    edit(g)
+    ran, progressed = [], []
+
+    def on_event(kind, data):
+        node = data.get("node")
+        if kind == "executing" and node in PACK_NODES:
+            ran.append(node)
+        if kind == "progress" and node in PACK_NODES:
+            progressed.append(node)
+
+    with pytest.raises(PromptError) as e:
+        client.run(g, on_event=on_event, timeout=900)
+    message = str(e.value)
+    assert needle in message, message
+    if refused_by == VALIDATION:
+        assert "refused the prompt" in message and ran == [], (message, ran)
+    else:
+        assert e.value.details.get("node_id") == refused_by, message
+        assert ran == [refused_by], ran           # the first and only pack node that ran
+        assert progressed == [], progressed       # and it refused before any work
