@@ -5,7 +5,8 @@ from comfy_api.latest import io
 from .bridge import checks, fits, progress, vae_stream, video_file
 from ..swift_core.memory import frames_bytes
 from ..swift_core.paths import check_prefix
-from .types import CATEGORY, validate
+from ..swift_core.color import COLOR_MATCH, match_color
+from .types import CATEGORY, check_tile_px, tile_inputs, validate
 
 
 class SwiftI2VSegmentDecoder(io.ComfyNode):
@@ -24,8 +25,7 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
                 io.Vae.Input("vae", tooltip="Stage II VAE: wan2.2_vae.safetensors (48 channels)."),
                 io.Int.Input("blocks_per_step", default=3, min=1, max=64,
                              tooltip="Latent blocks decoded per step (4 frames each)."),
-                io.Int.Input("tile", default=64, min=0, max=512, step=8,
-                             tooltip="Spatial tile in latent units (x16 pixels); 0 = whole frame."),
+                *tile_inputs(),
                 io.Boolean.Input("save_video", default=True,
                                  tooltip="Write an mp4 into ComfyUI's output folder as blocks are "
                                          "decoded (temp name, renamed when complete)."),
@@ -36,25 +36,34 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
                 io.Boolean.Input("return_frames", default=True,
                                  tooltip="Also output all frames as IMAGE. Off: only the last "
                                          "frame is output, so host RAM stays bounded."),
+                io.Combo.Input("color_match", options=list(COLOR_MATCH), default="off",
+                               tooltip="lab: give every frame the colour statistics (L*a*b* mean "
+                                       "and spread) of the input image, against the colour "
+                                       "drift of Wan 2.2 TI2V 5B. Needs 'image'."),
+                io.Image.Input("image", optional=True,
+                               tooltip="The input image, for color_match."),
             ],
             outputs=[io.Image.Output("images", display_name="images",
                                      tooltip="Decoded frames (F x H x W).")],
         )
 
     @classmethod
-    def validate_inputs(cls, filename_prefix=None):
-        return validate(cls, {}, (check_prefix, filename_prefix))
+    def validate_inputs(cls, filename_prefix=None, tile_size=None, overlap=None, color_match=None):
+        return validate(cls, {"tile_size": tile_size, "overlap": overlap,
+                              "color_match": color_match},
+                        (check_prefix, filename_prefix), (check_tile_px, tile_size, "tile_size"),
+                        (check_tile_px, overlap, "overlap"))
 
     @classmethod
-    def execute(cls, samples, vae, blocks_per_step, tile, save_video, filename_prefix, frame_rate,
-                return_frames) -> io.NodeOutput:
-        latent = samples.get("samples") if isinstance(samples, dict) else None
-        checks.check(latent is not None and latent.ndim == 5 and latent.shape[1] == 48,
-                   "samples: expected a Wan 2.2 video latent [1, 48, T', H', W'], got "
-                   f"{None if latent is None else tuple(latent.shape)}")
-        checks.check(latent.shape[0] == 1, f"samples: batch of {latent.shape[0]} latents; the "
-                                         "Segment Decoder takes one video at a time")
+    def execute(cls, samples, vae, blocks_per_step, tile_size, overlap, save_video,
+                filename_prefix, frame_rate, return_frames, color_match="off",
+                image=None) -> io.NodeOutput:
+        latent = checks.video_latent(samples, "samples")
         checks.check_stage2_vae(vae)
+        checks.check(color_match == "off" or image is not None,
+                     f"image: color_match={color_match!r} needs the input image connected")
+        if image is not None:
+            checks.check_image(image, "image")
         if save_video:
             checks.as_input_error(check_prefix, filename_prefix)
         blocks, lh, lw = latent.shape[2:]
@@ -67,7 +76,7 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
             what="the decoded frames kept in host RAM",
             advice="turn return_frames off (the video file is still written), or decode fewer "
                    "blocks_per_step")
-        stream = vae_stream.WanVAEStream(vae, tile=tile)
+        stream = vae_stream.WanVAEStream(vae, tile=tile_size // 16, overlap=overlap // 16)
         stream.load(lh, lw, decode=True)
         writer = video_file.VideoFileWriter(filename_prefix, lw * 16, lh * 16, frame_rate) \
             if save_video else None
@@ -77,6 +86,7 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
             for b0 in range(0, blocks, blocks_per_step):
                 progress.throw_if_interrupted()
                 frames = stream.decode(latent[:, :, b0:b0 + blocks_per_step])
+                frames = match_color(frames, image, color_match) if image is not None else frames
                 if writer is not None:
                     writer.write(frames)
                 if return_frames:

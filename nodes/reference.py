@@ -2,11 +2,12 @@
 import torch
 from comfy_api.latest import io
 
-from ..swift_core import check_size_input, iter_hybrid_reference, size_from_image
+from ..swift_core import check_size_input, hybrid_chunks, iter_hybrid_reference, size_from_image
+from ..swift_core.reference import check_low_res_aspect
 from ..swift_core.memory import frames_bytes
 from ..swift_core.reference import RESIZE_METHODS
 from .bridge import checks, fits, progress, vae_stream
-from .types import CATEGORY, SwiftReference, size_inputs, validate
+from .types import CATEGORY, check_tile_px, size_inputs, tile_inputs, validate
 
 
 class SwiftI2VHybridReference(io.ComfyNode):
@@ -16,59 +17,64 @@ class SwiftI2VHybridReference(io.ComfyNode):
             node_id="SwiftI2VHybridReference",
             display_name="SwiftI2V Hybrid Reference Builder",
             category=CATEGORY,
-            description="Upsamples every Stage I frame to the target size, puts the input image in "
-                        "as frame 0 (paper Eq. 2-3) and encodes it with the Stage II VAE in time "
-                        "chunks, tiled, carrying the VAE's causal state (equal to one-shot "
-                        "encoding). Outputs the reference latent R and the anchor latent A.",
+            description="Resizes every low-res frame to the target size (Stage I's, or any video "
+                        "of 4k+1 frames), puts the input image in as frame 0 (paper Eq. 2-3) and "
+                        "encodes it with the Stage II VAE in time chunks, tiled, carrying the "
+                        "VAE's causal state (equal to one-shot encoding). Outputs the reference "
+                        "latent R as a LATENT whose block 0 is the anchor latent A.",
             inputs=[
-                io.Image.Input("low_res", tooltip="Stage I frames (from the Stage I Sampler)."),
+                io.Image.Input("low_res", tooltip="Stage I frames (from the Stage I Sampler), or "
+                                                  "any low-res video of 4k+1 frames (Load Video, "
+                                                  "core's Wan 2.2 I2V A14B, ...): resized to the "
+                                                  "target with the crop rule."),
                 io.Image.Input("image", tooltip="The high-resolution input image."),
                 io.Vae.Input("vae", tooltip="Stage II VAE: wan2.2_vae.safetensors (48 channels)."),
                 *size_inputs(),
                 io.Combo.Input("upscale_method", options=list(RESIZE_METHODS), default="bicubic",
                                tooltip="Upsampling of the Stage I frames (paper: bicubic)."),
-                io.Int.Input("tile", default=64, min=0, max=512, step=8,
-                             tooltip="Spatial tile of the VAE, in latent units (x16 pixels); "
-                                     "0 = whole frame. Smaller uses less VRAM."),
+                *tile_inputs(),
                 io.Int.Input("blocks_per_chunk", default=2, min=1, max=64,
                              tooltip="Latent blocks (4 frames each) built and encoded at once; "
                                      "bounds host RAM."),
             ],
-            outputs=[SwiftReference.Output("reference", display_name="reference",
-                                           tooltip="Reference latent R and anchor latent A.")],
+            outputs=[io.Latent.Output("reference", display_name="reference",
+                                      tooltip="The reference latent R (Wan 2.2 VAE space); its "
+                                              "block 0 is the anchor A, your image. A core "
+                                              "LATENT: Save Latent / Load Latent / VAE Decode "
+                                              "work on it.")],
         )
 
     @classmethod
-    def validate_inputs(cls, width=None, height=None):
-        return validate(cls, {"width": width, "height": height},
-                        (check_size_input, width, "width"), (check_size_input, height, "height"))
+    def validate_inputs(cls, width=None, height=None, tile_size=None, overlap=None, crop=None,
+                        upscale_method=None):
+        return validate(cls, {"width": width, "height": height, "tile_size": tile_size,
+                              "overlap": overlap, "crop": crop, "upscale_method": upscale_method},
+                        (check_size_input, width, "width"), (check_size_input, height, "height"),
+                        (check_tile_px, tile_size, "tile_size"), (check_tile_px, overlap, "overlap"))
 
     @classmethod
-    def execute(cls, low_res, image, vae, width, height, crop, upscale_method, tile,
-                blocks_per_chunk) -> io.NodeOutput:
+    def execute(cls, low_res, image, vae, width, height, crop, upscale_method, tile_size,
+                overlap, blocks_per_chunk) -> io.NodeOutput:
         checks.check_image(low_res, "low_res")
         checks.check_image(image, "image")
         size = checks.as_input_error(size_from_image, image.shape[2], image.shape[1], width, height,
                                      low_res.shape[0], "low_res frame count")
         checks.check_stage2_vae(vae)
-        w1, h1 = size.stage1
-        checks.check((low_res.shape[2], low_res.shape[1]) == (w1, h1),
-                   f"low_res: frames are {low_res.shape[2]}x{low_res.shape[1]} but a "
-                   f"{size.width}x{size.height} target needs Stage I frames of {w1}x{h1} "
-                   "(W/4 x H/4): give the Stage I Sampler the same width/height")
+        checks.as_input_error(check_low_res_aspect, low_res.shape[2], low_res.shape[1],
+                              size.width, size.height, crop)
         fits.check_host_fits(
             2 * frames_bytes(4 * blocks_per_chunk + 1, size.width, size.height),
             inputs=f"width={size.width}, height={size.height}, blocks_per_chunk={blocks_per_chunk}",
             what=f"building {4 * blocks_per_chunk + 1} frames of {size.width}x{size.height} at once",
             advice="lower blocks_per_chunk or the size")
-        stream = vae_stream.WanVAEStream(vae, tile=tile)
+        stream = vae_stream.WanVAEStream(vae, tile=tile_size // 16, overlap=overlap // 16)
         stream.load(size.height // 16, size.width // 16, decode=False)
+        pbar = progress.progress_bar(len(hybrid_chunks(size.frames, blocks_per_chunk)))
         chunks = []
-        for chunk in iter_hybrid_reference(low_res, image, size.width, size.height,
-                                           method=upscale_method, blocks_per_chunk=blocks_per_chunk,
-                                           crop=crop):
-            progress.throw_if_interrupted()
+        for i, chunk in enumerate(iter_hybrid_reference(
+                low_res, image, size.width, size.height, method=upscale_method,
+                blocks_per_chunk=blocks_per_chunk, crop=crop)):
             chunks.append(stream.encode(chunk))
+            pbar.update_absolute(i + 1)               # also stops here on Cancel
         reference = torch.cat(chunks, dim=2)
-        return io.NodeOutput({"reference": reference, "anchor": reference[:, :, :1].clone(),
-                              "width": size.width, "height": size.height, "frames": size.frames})
+        return io.NodeOutput({"samples": reference})

@@ -1,7 +1,8 @@
 """SwiftI2V Stage I Sampler: the low-resolution motion reference from a Wan 2.1 I2V model."""
 from comfy_api.latest import io
 
-from ..swift_core import check_frames, check_size_input, resize_frames, size_from_image
+from ..swift_core import check_frames, check_size_input, size_from_image
+from ..swift_core.reference import stage1_image
 from .bridge import checks, fits, stage1, vae_stream
 from .types import CATEGORY, sampling_inputs, size_inputs, validate
 
@@ -35,12 +36,19 @@ class SwiftI2VStage1Sampler(io.ComfyNode):
                 io.Image.Output("low_res", display_name="low_res",
                                 tooltip="The Stage I frames (W/4 x H/4)."),
                 io.Latent.Output("latent", display_name="latent", tooltip="The Stage I latent."),
+                io.Int.Output("target_width", display_name="width",
+                              tooltip="The target width (from the image when width=0): link it "
+                                      "to the Hybrid Reference Builder so the size is typed once."),
+                io.Int.Output("target_height", display_name="height",
+                              tooltip="The target height (from the image when height=0)."),
             ],
         )
 
     @classmethod
-    def validate_inputs(cls, width=None, height=None, length=None):
-        return validate(cls, {"width": width, "height": height, "length": length},
+    def validate_inputs(cls, width=None, height=None, length=None, crop=None, sampler_name=None,
+                        scheduler=None):
+        return validate(cls, {"width": width, "height": height, "length": length, "crop": crop,
+                              "sampler_name": sampler_name, "scheduler": scheduler},
                         (check_size_input, width, "width"), (check_size_input, height, "height"),
                         (check_frames, length, "length"))
 
@@ -54,9 +62,9 @@ class SwiftI2VStage1Sampler(io.ComfyNode):
         checks.check_stage1_model(model, vae)
         w1, h1 = size.stage1
         fits.check_stage1_fits(model, size, cfg)
-        small = resize_frames(image[:1, ..., :3], w1, h1, crop=crop)
+        small = stage1_image(image[:1, ..., :3], size.width, size.height, crop=crop)
         pos, neg, latent = stage1.stage1_conditioning(positive, negative, vae, small, w1, h1,
                                                     length, clip_vision_output)
         samples = stage1.ksample(model, latent, pos, neg, seed, steps, cfg, sampler_name, scheduler)
         frames = vae_stream.vae_decode(vae, samples)
-        return io.NodeOutput(frames, {"samples": samples})
+        return io.NodeOutput(frames, {"samples": samples}, size.width, size.height)

@@ -4,7 +4,7 @@ from comfy_api.latest import io
 from ..swift_core import ROPE_MODES, plan_segments
 from ..swift_core.plan import check_m, check_n
 from .bridge import checks, fits, csg, progress
-from .types import CATEGORY, SwiftReference, sampling_inputs, validate
+from .types import CATEGORY, sampling_inputs, validate
 
 
 def check_denoise(denoise: float, mode) -> None:
@@ -28,7 +28,9 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
                                                 "(96 channels: swifti2v mode)."),
                 io.Conditioning.Input("positive", tooltip="Prompt (umt5 text encoder)."),
                 io.Conditioning.Input("negative", tooltip="Negative prompt (used when cfg > 1)."),
-                SwiftReference.Input("reference", tooltip="From the Hybrid Reference Builder."),
+                io.Latent.Input("reference", tooltip="From the Hybrid Reference Builder (or Load "
+                                                     "Latent of one saved with Save Latent): a "
+                                                     "Wan 2.2 latent whose block 0 is the anchor."),
                 *sampling_inputs(),
                 io.Int.Input("m", default=3, min=1, max=256,
                              tooltip="M: latent blocks denoised per segment (paper: 3). Larger is "
@@ -53,18 +55,19 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, m=None, n=None, mode=None, denoise=None):
-        return validate(cls, {"m": m, "n": n, "denoise": denoise},
+    def validate_inputs(cls, m=None, n=None, mode=None, denoise=None, rope=None, sampler_name=None,
+                        scheduler=None):
+        return validate(cls, {"m": m, "n": n, "denoise": denoise, "mode": mode, "rope": rope,
+                              "sampler_name": sampler_name, "scheduler": scheduler},
                         (check_m, m), (check_n, n), (check_denoise, denoise, mode))
 
     @classmethod
     def execute(cls, model, positive, negative, reference, seed, steps, cfg, sampler_name,
                 scheduler, m, n, rope, mode, denoise) -> io.NodeOutput:
-        checks.check(isinstance(reference, dict) and "reference" in reference,
-                     "reference: expected the output of the SwiftI2V Hybrid Reference Builder")
+        ref = checks.reference_latent(reference)
+        anchor = ref[:, :, :1]
         mode = checks.resolve_mode(model, mode)
         checks.as_input_error(check_denoise, denoise, mode)
-        ref, anchor = reference["reference"], reference["anchor"]
         plan = checks.as_input_error(plan_segments, ref.shape[2], m, n)
         fits.check_window_fits(model, ref.shape, m, n, cfg)
         pbar = progress.progress_bar(len(plan) * steps)

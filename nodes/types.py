@@ -3,9 +3,6 @@ from comfy_api.latest import io
 
 from ..swift_core.sizes import check_bounds
 
-#: dict(reference=[1,48,T',H',W'] raw VAE latent, anchor=[1,48,1,H',W'], width, height, frames)
-SwiftReference = io.Custom("SWIFTI2V_REFERENCE")
-
 CATEGORY = "SwiftI2V"
 
 
@@ -25,26 +22,37 @@ def first_error(*checks):
     return True
 
 
-def widget_limits(node_cls) -> dict:
-    """``{input: (min, max)}`` of a node's number widgets, read from its own schema."""
-    limits = {}
+def check_option(value, name: str, options) -> None:
+    if value not in options:
+        shown = ", ".join(map(str, list(options)[:12])) + (", ..." if len(options) > 12 else "")
+        raise ValueError(f"{name}={value!r}: must be one of {shown}")
+
+
+def widget_rules(node_cls) -> dict:
+    """``{input: (check, *args)}`` for a node's number bounds and combo options, read from its
+    own schema."""
+    rules = {}
     for inp in node_cls.define_schema().inputs:
+        options = getattr(inp, "options", None)
         lo, hi = getattr(inp, "min", None), getattr(inp, "max", None)
-        if lo is not None or hi is not None:
-            limits[inp.id] = (lo, hi)
-    return limits
+        if options is not None:
+            rules[inp.id] = (check_option, list(options))
+        elif lo is not None or hi is not None:
+            rules[inp.id] = (check_bounds, lo, hi)
+    return rules
 
 
 def validate(node_cls, values: dict, *checks):
-    """``validate_inputs`` of a node: its rules, then the widget bounds of every input it takes.
+    """``validate_inputs`` of a node: its rules, then the widget rules of every input it takes.
 
-    ComfyUI skips its own min/max checks for the inputs a node's ``validate_inputs`` takes, so
-    they are restored here from the node's schema, not written a second time.
+    ComfyUI skips its own min/max and option checks for the inputs a node's ``validate_inputs``
+    takes (and 0.3.x never checks a V3 combo's options), so they are done here from the node's
+    schema, not written a second time.
     """
-    limits = widget_limits(node_cls)
-    bounds = [(check_bounds, value, name, *limits[name]) for name, value in values.items()
-              if name in limits]
-    return first_error(*checks, *bounds)
+    rules = widget_rules(node_cls)
+    widget_checks = [(rules[name][0], value, name, *rules[name][1:])
+                     for name, value in values.items() if name in rules]
+    return first_error(*checks, *widget_checks)
 
 
 def size_inputs():
@@ -57,10 +65,32 @@ def size_inputs():
                      tooltip="Target video height in pixels, a multiple of 32 (paper: 1408). "
                              "0 = the input image's height, snapped down to a multiple of 32."),
         io.Combo.Input("crop", options=["center", "disabled"], default="center",
-                       tooltip="center: trim the image to the target's aspect ratio before "
-                               "resizing (no stretching); disabled: stretch it. Use the same "
-                               "setting on the Stage I Sampler and the Hybrid Reference Builder."),
+                       tooltip="center: trim the image to the target's aspect ratio W:H before "
+                               "resizing (no stretching); disabled: stretch it. One rule for "
+                               "every stage, so frame 0 is framed like the frames after it: use "
+                               "the same setting on the Stage I Sampler and the Reference Builder."),
     ]
+
+
+def tile_inputs(default_tile: int = 1024):
+    """Spatial VAE tiles in pixels, like core's VAE Decode (Tiled)."""
+    return [
+        io.Int.Input("tile_size", default=default_tile, min=0, max=8192, step=32,
+                     tooltip="Spatial tile of the Wan 2.2 VAE in pixels (a multiple of 16; 0 = "
+                             "whole frame). Smaller tiles use less VRAM."),
+        io.Int.Input("overlap", default=64, min=0, max=1024, step=16,
+                     tooltip="Overlap of neighbouring tiles in pixels (a multiple of 16), "
+                             "blended linearly."),
+    ]
+
+
+def check_tile_px(value: int, name: str) -> int:
+    """Tile sizes and overlaps are whole latent units: multiples of 16 px (0 allowed)."""
+    if value % 16:
+        lo = value // 16 * 16
+        raise ValueError(f"{name}={value}: must be a multiple of 16 pixels (one latent unit of the "
+                         f"Wan 2.2 VAE), e.g. {lo} or {lo + 16}")
+    return value
 
 
 def sampling_inputs(default_steps: int = 4):

@@ -21,7 +21,8 @@ from .client import ComfyClient, ComfyError, ServerUnreachable, output_files
 from .patch import WorkflowError, apply_sets, patch_for_row
 from .rows import Row, RowError, check_image, read_rows
 
-DEFAULT_WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "swifti2v_2k_api.json"
+DEFAULT_WORKFLOW = (Path(__file__).resolve().parents[1] / "example_workflows" / "api"
+                    / "swifti2v_2k_api.json")
 
 
 def parse_args(argv=None):

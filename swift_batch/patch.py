@@ -67,7 +67,8 @@ def patch_for_row(workflow: dict, row: Row, image_name: str, prefix: str) -> dic
             wf[k]["inputs"]["seed"] = row.seed
     for k in find(wf, class_type=SIZED):
         for key in ("width", "height"):
-            if getattr(row, key) is not None:
+            linked = isinstance(wf[k]["inputs"].get(key), list)   # taken from another node
+            if getattr(row, key) is not None and not linked:
                 wf[k]["inputs"][key] = getattr(row, key)
     if row.frames is not None:
         for k in find(wf, class_type="SwiftI2VStage1Sampler"):

@@ -63,6 +63,12 @@ def snap_nearest(value: float, multiple: int) -> int:
     return max(multiple, int(round(value / multiple)) * multiple)
 
 
+def stage1_size(width: int, height: int) -> tuple[int, int]:
+    """Stage I size (width, height) of a W x H target: W/4 x H/4, rounded to multiples of 16."""
+    return (snap_nearest(width / STAGE1_SCALE, STAGE1_MULTIPLE),
+            snap_nearest(height / STAGE1_SCALE, STAGE1_MULTIPLE))
+
+
 def latent_blocks(frames: int) -> int:
     """Latent frames (temporal blocks) T' = (F-1)/4 + 1 for F = 4k+1 frames."""
     return (check_frames(frames) - 1) // TEMPORAL_STRIDE + 1
@@ -100,8 +106,7 @@ class VideoSize:
     @property
     def stage1(self) -> tuple[int, int]:
         """Stage I size (width, height): W/4 x H/4, rounded to multiples of 16 (SPEC)."""
-        return (snap_nearest(self.width / STAGE1_SCALE, STAGE1_MULTIPLE),
-                snap_nearest(self.height / STAGE1_SCALE, STAGE1_MULTIPLE))
+        return stage1_size(self.width, self.height)
 
     def latent_shape(self, channels: int = 48, spatial: int = 16) -> tuple[int, int, int, int]:
         """(C, T', H', W') of the Stage II latent."""

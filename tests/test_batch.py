@@ -10,7 +10,7 @@ from swift_batch.patch import WorkflowError, apply_sets, patch_for_row
 from swift_batch.rows import RowError, check_image, read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-API = json.loads((ROOT / "workflows" / "swifti2v_2k_api.json").read_text())
+API = json.loads((ROOT / "example_workflows" / "api" / "swifti2v_2k_api.json").read_text())
 
 
 def closed_port():
@@ -78,8 +78,10 @@ def test_patch_for_row(images):
     texts = {n["_meta"]["title"]: n["inputs"].get("text") for n in wf.values()}
     assert texts["Positive Prompt"] == "hello" and texts["Negative Prompt"] == "ugly"
     assert by_type["SwiftI2VStage1Sampler"][0]["seed"] == by_type["SwiftI2VStage2Sampler"][0]["seed"] == 5
-    for t in ("SwiftI2VStage1Sampler", "SwiftI2VHybridReference"):
-        assert (by_type[t][0]["width"], by_type[t][0]["height"]) == (1024, 576)
+    s1 = by_type["SwiftI2VStage1Sampler"][0]
+    assert (s1["width"], s1["height"]) == (1024, 576)
+    ref = by_type["SwiftI2VHybridReference"][0]         # linked to the Stage I Sampler: kept so
+    assert isinstance(ref["width"], list) and isinstance(ref["height"], list)
     assert by_type["SwiftI2VStage1Sampler"][0]["length"] == 33
     assert by_type["SaveVideo"][0]["filename_prefix"] == "batch/red"
     assert API["10"]["inputs"]["seed"] == 42                 # the template is untouched

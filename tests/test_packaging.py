@@ -50,7 +50,17 @@ def test_requirements_are_runtime_only():
     reqs = [re.split(r"[<>=!~\[ ]", line.strip())[0].lower()
             for line in (ROOT / "requirements.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
-    assert set(reqs) == {"safetensors", "einops", "kornia"}
+    assert set(reqs) == {"kornia"}
+    # every runtime dependency is imported by the pack's runtime code, and nothing else is needed
+    runtime = set()
+    for f in list((ROOT / "nodes").rglob("*.py")) + list((ROOT / "swift_core").rglob("*.py")):
+        runtime |= imports(f)
+    assert set(reqs) <= runtime
+    # the standard library, and what ComfyUI itself brings (torch; PyAV for its video nodes)
+    stdlib_or_host = COMFY_MODULES | {"torch", "av", "__future__", "contextlib", "dataclasses",
+                                      "fractions", "math", "os", "posixpath", "re", "typing",
+                                      "uuid"}
+    assert runtime - stdlib_or_host <= set(reqs), runtime - stdlib_or_host
 
 
 def test_registry_metadata():
@@ -59,7 +69,12 @@ def test_registry_metadata():
     for key in ("name", "version", "description", "license"):
         assert p.get(key), key
     assert p["urls"]["Repository"].startswith("https://")
-    assert meta["tool"]["comfy"]["PublisherId"] and meta["tool"]["comfy"]["DisplayName"]
+    comfy = meta["tool"]["comfy"]
+    assert comfy["PublisherId"] and comfy["DisplayName"] and comfy["Icon"].startswith("https://")
+    assert comfy["requires-comfyui"] == ">=0.3.64"
+    assert "comfyui" not in p["name"].lower() and p["classifiers"]
+    assert (ROOT / comfy["Icon"].split("/main/", 1)[1]).exists()
+    assert (ROOT / ".github" / "workflows" / "publish.yml").exists()
     assert set(p["dependencies"]) == set(
         line for line in (ROOT / "requirements.txt").read_text().splitlines()
         if line and not line.startswith("#"))

@@ -5,20 +5,36 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WF = ROOT / "workflows"
+WF = ROOT / "example_workflows"
+TEMPLATES = sorted(p.stem for p in WF.glob("*.json"))
 SCHEMAS = json.loads((ROOT / "tests" / "data" / "node_schemas.json").read_text())
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 
-@pytest.fixture(scope="module")
-def ui():
-    return json.loads((WF / "swifti2v_2k.json").read_text())
+@pytest.fixture(params=TEMPLATES)
+def name(request):
+    return request.param
 
 
-@pytest.fixture(scope="module")
-def api():
-    return json.loads((WF / "swifti2v_2k_api.json").read_text())
+@pytest.fixture
+def ui(name):
+    return json.loads((WF / f"{name}.json").read_text())
+
+
+@pytest.fixture
+def api(name):
+    return json.loads((WF / "api" / f"{name}_api.json").read_text())
+
+
+def test_templates_folder_holds_only_ui_workflows_and_thumbnails():
+    assert TEMPLATES == ["swifti2v_2k", "swifti2v_2k_after_wan22_a14b"]
+    assert not (ROOT / "workflows").exists()          # ComfyUI would list it as templates too
+    for name in TEMPLATES:
+        ui = json.loads((WF / f"{name}.json").read_text())
+        assert "nodes" in ui and "links" in ui         # a UI graph, never an API prompt
+        assert (WF / f"{name}.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+        assert (WF / "api" / f"{name}_api.json").exists()
 
 
 def sockets(t):
@@ -44,8 +60,7 @@ def test_node_types_are_ours_or_core(ui, api):
     for n in ui["nodes"]:
         assert n["type"] in SCHEMAS or n["type"] in FRONTEND_ONLY, n["type"]
     ours = {n["type"] for n in ui["nodes"] if n["type"].startswith("SwiftI2V")}
-    assert ours == {"SwiftI2VStage1Sampler", "SwiftI2VHybridReference", "SwiftI2VStage2Sampler",
-                    "SwiftI2VSegmentDecoder"}
+    assert ours >= {"SwiftI2VHybridReference", "SwiftI2VStage2Sampler", "SwiftI2VSegmentDecoder"}
     assert all(n["class_type"] in SCHEMAS for n in api.values())
     assert ui["version"] == 0.4 and ui["last_node_id"] >= max(n["id"] for n in ui["nodes"])
     assert ui["last_link_id"] == max(lk[0] for lk in ui["links"])
@@ -66,6 +81,8 @@ def test_links_join_outputs_to_inputs_of_the_same_type(ui):
         for e, inp in zip(sockets(n["type"]), n["inputs"]):
             assert inp["name"] == e["name"]
             assert inp["link"] is not None or e["optional"], f"{n['type']}.{e['name']} unwired"
+        for inp in n["inputs"][len(sockets(n["type"])):]:       # linked widgets
+            assert inp["widget"] == {"name": inp["name"]} and inp["link"] is not None
 
 
 def test_widget_values_are_valid(ui):
@@ -93,7 +110,7 @@ def test_ui_and_api_are_the_same_graph(ui, api):
         assert a["_meta"]["title"] == n.get("title", n["type"])
         links = {k: v for k, v in a["inputs"].items() if isinstance(v, list)}
         widgets = {k: v for k, v in a["inputs"].items() if not isinstance(v, list)}
-        assert widgets == widget_map(n)
+        assert widgets == {k: v for k, v in widget_map(n).items() if k not in links}
         ui_links = {}
         for inp in n["inputs"]:
             if inp["link"] is not None:
@@ -102,11 +119,19 @@ def test_ui_and_api_are_the_same_graph(ui, api):
         assert links == ui_links
 
 
-def test_paper_defaults_and_model_links(ui, api):
-    s1 = next(v for v in api.values() if v["class_type"] == "SwiftI2VStage1Sampler")["inputs"]
+def test_paper_defaults_and_model_links(ui, api, name):
     s2 = next(v for v in api.values() if v["class_type"] == "SwiftI2VStage2Sampler")["inputs"]
-    assert (s1["width"], s1["height"], s1["length"], s1["steps"], s1["cfg"]) == (2560, 1408, 81, 4, 1.0)
     assert (s2["steps"], s2["cfg"], s2["m"], s2["n"], s2["mode"]) == (4, 1.0, 3, 1, "auto")
+    ref = next(v for v in api.values() if v["class_type"] == "SwiftI2VHybridReference")["inputs"]
+    s1 = [v["inputs"] for v in api.values() if v["class_type"] == "SwiftI2VStage1Sampler"]
+    if s1:                                   # the size is typed once, on the Stage I Sampler
+        (s1,) = s1
+        assert (s1["width"], s1["height"], s1["length"], s1["steps"], s1["cfg"]) == \
+            (2560, 1408, 81, 4, 1.0)
+        stage1_id = next(k for k, v in api.items() if v["class_type"] == "SwiftI2VStage1Sampler")
+        assert (ref["width"], ref["height"]) == ([stage1_id, 2], [stage1_id, 3])
+    else:
+        assert (ref["width"], ref["height"]) == (2560, 1408)
     loaders = [n for n in ui["nodes"] if n["type"] in
                ("UNETLoader", "LoraLoaderModelOnly", "VAELoader", "CLIPLoader", "CLIPVisionLoader")]
     names = set()
@@ -115,18 +140,23 @@ def test_paper_defaults_and_model_links(ui, api):
         assert m["url"].startswith("https://huggingface.co/") and m["url"].endswith(m["name"])
         assert m["name"] == n["widgets_values"][0] and m["directory"]
         names.add(m["name"])
-    assert {"wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors", "wan2.2_ti2v_5B_fp16.safetensors",
-            "wan_2.1_vae.safetensors", "wan2.2_vae.safetensors",
-            "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "clip_vision_h.safetensors",
-            "wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors"} == names
-    assert (WF / "swifti2v_2k.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+    (note,) = [n for n in ui["nodes"] if n["type"] == "MarkdownNote"]
+    for m in names:                               # the note lists every model file and folder
+        assert m in note["widgets_values"][0]
+    assert "└── models/" in note["widgets_values"][0]
+    if name == "swifti2v_2k":
+        assert {"wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors", "wan2.2_ti2v_5B_fp16.safetensors",
+                "wan_2.1_vae.safetensors", "wan2.2_vae.safetensors",
+                "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "clip_vision_h.safetensors",
+                "wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors"} == names
 
 
-def test_files_are_what_the_generator_writes(ui, api):
+def test_files_are_what_the_generator_writes(ui, api, name):
     import importlib.util
     spec = importlib.util.spec_from_file_location("mw", ROOT / "tools" / "make_workflows.py")
     mw = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mw)
-    nodes = mw.graph()
-    assert mw.ui_workflow(nodes) == ui, "run: python tools/make_workflows.py"
+    make, groups, note, _ = mw.TEMPLATES[name]
+    nodes = make()
+    assert mw.ui_workflow(nodes, name, groups, note) == ui, "run: python tools/make_workflows.py"
     assert mw.api_workflow(nodes) == api, "run: python tools/make_workflows.py"

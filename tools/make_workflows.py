@@ -1,10 +1,12 @@
-"""Write the bundled workflows from ONE graph description: the UI workflow the ComfyUI frontend
-loads (nodes, links, groups, widgets_values, model download links) and the same graph in API
-format, plus the UI workflow's thumbnail.
+"""Write the bundled workflows from graph descriptions: for each template, the UI workflow the
+ComfyUI frontend loads (nodes, links, groups, widgets_values, model download links, a MarkdownNote
+with every model file) and the same graph in API format, plus the UI workflow's thumbnail.
 
-    python tools/make_workflows.py          # writes workflows/swifti2v_2k{,_api}.json and .jpg
+    python tools/make_workflows.py     # example_workflows/*.json + .jpg, example_workflows/api/*
 
-Widget order and socket slots come from tests/data/node_schemas.json (the nodes' own schemas).
+ComfyUI lists every *.json of example_workflows/ as a template; the API files live one folder
+down, where it does not look. Widget order and socket slots come from tests/data/node_schemas.json
+(the nodes' own schemas).
 """
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = json.loads((ROOT / "tests" / "data" / "node_schemas.json").read_text())
-OUT = ROOT / "workflows"
-NAME = "swifti2v_2k"
+OUT = ROOT / "example_workflows"
+API_OUT = OUT / "api"
 
 HF21 = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
 HF22 = "https://huggingface.co/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files"
@@ -39,6 +41,22 @@ MODELS = {
     "clipv": ("clip_vision_h.safetensors", "clip_vision",
               f"{HF21}/clip_vision/clip_vision_h.safetensors", "1.3 GB", "I"),
 }
+#: the second template's Stage I: core's Wan 2.2 I2V A14B, two experts, 4-step LoRAs
+A14B = {
+    "high": ("wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors", "diffusion_models",
+             f"{HF22}/diffusion_models/wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+             "14 GB", "I"),
+    "low": ("wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors", "diffusion_models",
+            f"{HF22}/diffusion_models/wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors",
+            "14 GB", "I"),
+    "lora_high": ("wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors", "loras",
+                  f"{HF22}/loras/wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors",
+                  "1.2 GB", "I"),
+    "lora_low": ("wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors", "loras",
+                 f"{HF22}/loras/wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors",
+                 "1.2 GB", "I"),
+}
+ALL_MODELS = {**MODELS, **A14B}
 STAGE1_FP16 = ("wan2.1_i2v_480p_14B_fp16.safetensors",
                f"{HF21}/diffusion_models/wan2.1_i2v_480p_14B_fp16.safetensors", "33 GB")
 
@@ -47,22 +65,44 @@ PROMPT = ("The camera slowly pushes in; the subject moves naturally, hair and fa
 NEGATIVE = ("blurry, low quality, static, frozen, flicker, distorted, deformed, watermark, text, "
             "overexposed, jpeg artifacts")
 
-NOTE = """SwiftI2V 2K image-to-video (2560x1408, 81 frames)
 
-Stage I (left): Wan 2.1 I2V 14B 480P + LightX2V 4-step LoRA makes a 640x352 motion reference.
-Stage II (right): Wan 2.2 TI2V 5B re-synthesises it at 2K, anchored on your image, segment by
-segment (CSG: M=3 blocks per segment, N=1 previous block as context), so memory stays bounded.
+def model_note(title: str, intro: str, keys: list[str]) -> str:
+    """The MarkdownNote of a template: what it does, every model file, its folder and link."""
+    rows = "\n".join(f"| [{ALL_MODELS[k][0]}]({ALL_MODELS[k][2]}) | `models/{ALL_MODELS[k][1]}` "
+                      f"| {ALL_MODELS[k][3]} |" for k in keys)
+    tree = {}
+    for k in keys:
+        tree.setdefault(ALL_MODELS[k][1], []).append(ALL_MODELS[k][0])
+    lines = ["ComfyUI/", "└── models/"]
+    folders = sorted(tree)
+    for i, folder in enumerate(folders):
+        last = i == len(folders) - 1
+        lines.append(f"    {'└──' if last else '├──'} {folder}/")
+        for j, f in enumerate(tree[folder]):
+            lines.append(f"    {'    ' if last else '│   '}{'└──' if j == len(tree[folder]) - 1 else '├──'} {f}")
+    return (f"## {title}\n\n{intro}\n\n### Model files\n\n| file | folder | size |\n| --- | --- | "
+            f"--- |\n{rows}\n\n```\n" + "\n".join(lines) + "\n```\n\n"
+            "Stage II mode `auto` picks `refine` for the public 5B (48 input channels; set "
+            "`denoise`) and `swifti2v` for SwiftI2V Stage II weights (96 channels) when you have "
+            "them: select that file in *Load Stage II model*.\n\nOptional: `color_match: lab` in "
+            "the Segment Decoder (connect the image) against colour drift.")
 
-Model files (ComfyUI/models/...):
-""" + "\n".join(f"  {f[1]}/{f[0]}  ({f[3]}, stage {f[4]})" for f in MODELS.values()) + f"""
-Stage I in fp16 instead of fp8: {STAGE1_FP16[0]} ({STAGE1_FP16[2]}).
 
-Stage II mode 'auto' picks 'refine' for the public 5B (48 input channels; set denoise) and
-'swifti2v' for SwiftI2V Stage II weights (96 channels) when you have them: just select that file
-in 'Load Stage II model'.
-
-Low on host RAM or long videos: in the Segment Decoder turn save_video on and return_frames off,
-and bypass Create/Save Video: the mp4 is then written as blocks are decoded."""
+NOTE_2K = model_note(
+    "SwiftI2V 2K image-to-video (2560x1408, 81 frames)",
+    "**Stage I** (left): Wan 2.1 I2V 14B 480P + LightX2V 4-step LoRA makes a 640x352 motion "
+    "reference. **Stage II** (right): Wan 2.2 TI2V 5B re-synthesises it at 2K, anchored on your "
+    "image, segment by segment (CSG: M=3 blocks per segment, N=1 previous block as context), so "
+    "memory stays bounded. Type the size once, on the Stage I Sampler: the Reference Builder "
+    f"takes it from there. Stage I in fp16 instead of fp8: `{STAGE1_FP16[0]}` ({STAGE1_FP16[2]}).",
+    ["stage1", "lora", "vae1", "text", "clipv", "stage2", "vae2"])
+NOTE_A14B = model_note(
+    "SwiftI2V Stage II after core's Wan 2.2 I2V A14B",
+    "**Stage I** (left) is plain ComfyUI: Wan 2.2 I2V A14B with its high-noise and low-noise "
+    "experts (4-step LoRAs, 2 + 2 steps), at 640x352. Any low-res video of 4k+1 frames works the "
+    "same way (Load Video, LTX, ...): the Reference Builder resizes it to the target with the "
+    "crop rule. **Stage II** (right) is SwiftI2V's CSG re-synthesis at 2K, anchored on your image.",
+    ["high", "low", "lora_high", "lora_low", "vae1", "text", "stage2", "vae2"])
 
 
 def node(id, type, pos, size, widgets=None, links=None, title=None, model=None, color=None):
@@ -70,7 +110,37 @@ def node(id, type, pos, size, widgets=None, links=None, title=None, model=None, 
             "links": links or {}, "title": title, "model": model, "color": color}
 
 
-def graph() -> list[dict]:
+def stage2_nodes(s2x: int, low_res: tuple, image: tuple, prompts: tuple, size_from=None):
+    """Stage II, shared by the templates: loaders, Reference Builder, CSG sampler, decoder, save."""
+    pos, neg = prompts
+    size_links = {"width": (size_from, 2), "height": (size_from, 3)} if size_from else {}
+    return [
+        node(11, "UNETLoader", [s2x, 80], [380, 82], {"unet_name": MODELS["stage2"][0],
+                                                      "weight_dtype": "default"},
+             title="Load Stage II model (Wan 2.2 TI2V 5B or SwiftI2V)", model="stage2"),
+        node(12, "VAELoader", [s2x, 200], [380, 58], {"vae_name": MODELS["vae2"][0]},
+             title="Load Stage II VAE (Wan 2.2)", model="vae2"),
+        node(13, "SwiftI2VHybridReference", [s2x, 300], [380, 260],
+             {"width": 2560, "height": 1408, "crop": "center", "upscale_method": "bicubic",
+              "tile_size": 1024, "overlap": 64, "blocks_per_chunk": 2},
+             {"low_res": low_res, "image": image, "vae": (12, 0), **size_links}),
+        node(14, "SwiftI2VStage2Sampler", [1900, 80], [400, 430],
+             {"seed": 42, "steps": 4, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple",
+              "m": 3, "n": 1, "rope": "window", "mode": "auto", "denoise": 0.6},
+             {"model": (11, 0), "positive": pos, "negative": neg, "reference": (13, 0)}),
+        node(15, "SwiftI2VSegmentDecoder", [1900, 560], [400, 300],
+             {"blocks_per_step": 3, "tile_size": 1024, "overlap": 64, "save_video": False,
+              "filename_prefix": "SwiftI2V/swifti2v", "frame_rate": 16.0, "return_frames": True,
+              "color_match": "off"},
+             {"samples": (14, 0), "vae": (12, 0), "image": image}),
+        node(16, "CreateVideo", [2340, 80], [270, 78], {"fps": 16.0}, {"images": (15, 0)}),
+        node(17, "SaveVideo", [2340, 200], [560, 560],
+             {"filename_prefix": "video/SwiftI2V", "format": "auto", "codec": "auto"},
+             {"video": (16, 0)}),
+    ]
+
+
+def graph_2k() -> list[dict]:
     s1x, s2x = 40, 1480
     return [
         node(1, "UNETLoader", [s1x, 80], [380, 82], {"unet_name": MODELS["stage1"][0],
@@ -99,37 +169,80 @@ def graph() -> list[dict]:
               "steps": 4, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple"},
              {"model": (2, 0), "positive": (7, 0), "negative": (8, 0), "vae": (3, 0),
               "image": (6, 0), "clip_vision_output": (9, 0)}),
-        node(11, "UNETLoader", [s2x, 80], [380, 82], {"unet_name": MODELS["stage2"][0],
-                                                      "weight_dtype": "default"},
-             title="Load Stage II model (Wan 2.2 TI2V 5B or SwiftI2V)", model="stage2"),
-        node(12, "VAELoader", [s2x, 200], [380, 58], {"vae_name": MODELS["vae2"][0]},
-             title="Load Stage II VAE (Wan 2.2)", model="vae2"),
-        node(13, "SwiftI2VHybridReference", [s2x, 300], [380, 230],
-             {"width": 2560, "height": 1408, "crop": "center", "upscale_method": "bicubic",
-              "tile": 64,
-              "blocks_per_chunk": 2},
-             {"low_res": (10, 0), "image": (6, 0), "vae": (12, 0)}),
-        node(14, "SwiftI2VStage2Sampler", [1900, 80], [400, 430],
-             {"seed": 42, "steps": 4, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple",
-              "m": 3, "n": 1, "rope": "window", "mode": "auto", "denoise": 0.6},
-             {"model": (11, 0), "positive": (7, 0), "negative": (8, 0), "reference": (13, 0)}),
-        node(15, "SwiftI2VSegmentDecoder", [1900, 560], [400, 260],
-             {"blocks_per_step": 3, "tile": 64, "save_video": False,
-              "filename_prefix": "SwiftI2V/swifti2v", "frame_rate": 16.0, "return_frames": True},
-             {"samples": (14, 0), "vae": (12, 0)}),
-        node(16, "CreateVideo", [2340, 80], [270, 78], {"fps": 16.0}, {"images": (15, 0)}),
-        node(17, "SaveVideo", [2340, 200], [560, 560],
-             {"filename_prefix": "video/SwiftI2V", "format": "auto", "codec": "auto"},
-             {"video": (16, 0)}),
+        *stage2_nodes(s2x, (10, 0), (6, 0), ((7, 0), (8, 0)), size_from=10),
     ]
 
 
-GROUPS = [
-    ("Stage I: motion reference at W/4 x H/4 (Wan 2.1 I2V 14B + LightX2V, 4 steps, no CFG)",
-     [20, 0, 1340, 960], "#3f789e"),
-    ("Stage II: 2K re-synthesis with CSG (Wan 2.2 TI2V 5B), decode, save",
-     [1460, 0, 1460, 960], "#a1309b"),
-]
+def graph_a14b() -> list[dict]:
+    s1x, s2x = 40, 1480
+    a = 20                                 # ids of the core Stage I nodes
+    return [
+        node(a + 1, "UNETLoader", [s1x, 80], [380, 82], {"unet_name": A14B["high"][0],
+                                                         "weight_dtype": "default"},
+             title="Wan 2.2 I2V A14B high-noise expert", model="high"),
+        node(a + 2, "UNETLoader", [s1x, 200], [380, 82], {"unet_name": A14B["low"][0],
+                                                          "weight_dtype": "default"},
+             title="Wan 2.2 I2V A14B low-noise expert", model="low"),
+        node(a + 3, "LoraLoaderModelOnly", [s1x, 320], [380, 82],
+             {"lora_name": A14B["lora_high"][0], "strength_model": 1.0}, {"model": (a + 1, 0)},
+             title="4-step LoRA (high noise)", model="lora_high"),
+        node(a + 4, "LoraLoaderModelOnly", [s1x, 440], [380, 82],
+             {"lora_name": A14B["lora_low"][0], "strength_model": 1.0}, {"model": (a + 2, 0)},
+             title="4-step LoRA (low noise)", model="lora_low"),
+        node(a + 5, "ModelSamplingSD3", [s1x, 560], [300, 58], {"shift": 5.0},
+             {"model": (a + 3, 0)}),
+        node(a + 6, "ModelSamplingSD3", [s1x, 640], [300, 58], {"shift": 5.0},
+             {"model": (a + 4, 0)}),
+        node(3, "VAELoader", [s1x, 740], [380, 58], {"vae_name": MODELS["vae1"][0]},
+             title="Load Stage I VAE (Wan 2.1)", model="vae1"),
+        node(4, "CLIPLoader", [s1x, 840], [380, 106],
+             {"clip_name": MODELS["text"][0], "type": "wan", "device": "default"},
+             title="Load text encoder (umt5-xxl)", model="text"),
+        node(6, "LoadImage", [460, 80], [340, 360], {"image": "example.png"},
+             title="Your image (high resolution)"),
+        node(7, "CLIPTextEncode", [460, 480], [420, 160], {"text": PROMPT}, {"clip": (4, 0)},
+             title="Positive Prompt", color="#232"),
+        node(8, "CLIPTextEncode", [460, 680], [420, 130], {"text": NEGATIVE}, {"clip": (4, 0)},
+             title="Negative Prompt", color="#322"),
+        node(a + 7, "WanImageToVideo", [940, 80], [340, 210],
+             {"width": 640, "height": 352, "length": 81, "batch_size": 1},
+             {"positive": (7, 0), "negative": (8, 0), "vae": (3, 0), "start_image": (6, 0)},
+             title="Stage I size: W/4 x H/4"),
+        node(a + 8, "KSamplerAdvanced", [940, 330], [340, 330],
+             {"add_noise": "enable", "noise_seed": 42, "steps": 4, "cfg": 1.0,
+              "sampler_name": "euler", "scheduler": "simple", "start_at_step": 0,
+              "end_at_step": 2, "return_with_leftover_noise": "enable"},
+             {"model": (a + 5, 0), "positive": (a + 7, 0), "negative": (a + 7, 1),
+              "latent_image": (a + 7, 2)}, title="High-noise expert: steps 0-2"),
+        node(a + 9, "KSamplerAdvanced", [940, 700], [340, 330],
+             {"add_noise": "disable", "noise_seed": 42, "steps": 4, "cfg": 1.0,
+              "sampler_name": "euler", "scheduler": "simple", "start_at_step": 2,
+              "end_at_step": 10000, "return_with_leftover_noise": "disable"},
+             {"model": (a + 6, 0), "positive": (a + 7, 0), "negative": (a + 7, 1),
+              "latent_image": (a + 8, 0)}, title="Low-noise expert: steps 2-4"),
+        node(a + 10, "VAEDecode", [940, 1070], [220, 46], {}, {"samples": (a + 9, 0), "vae": (3, 0)}),
+        *stage2_nodes(s2x, (a + 10, 0), (6, 0), ((7, 0), (8, 0))),
+    ]
+
+
+#: template name -> (graph, groups, note, thumbnail caption)
+TEMPLATES = {
+    "swifti2v_2k": (graph_2k, [
+        ("Stage I: motion reference at W/4 x H/4 (Wan 2.1 I2V 14B + LightX2V, 4 steps, no CFG)",
+         [20, 0, 1340, 960], "#3f789e"),
+        ("Stage II: 2K re-synthesis with CSG (Wan 2.2 TI2V 5B), decode, save",
+         [1460, 0, 1460, 960], "#a1309b")], NOTE_2K, "Wan 2.1 I2V 14B\n640x352"),
+    "swifti2v_2k_after_wan22_a14b": (graph_a14b, [
+        ("Stage I with core nodes: Wan 2.2 I2V A14B, high + low noise experts, 640x352",
+         [20, 0, 1340, 1140], "#3f789e"),
+        ("Stage II: 2K re-synthesis with CSG (Wan 2.2 TI2V 5B), decode, save",
+         [1460, 0, 1460, 960], "#a1309b")], NOTE_A14B, "Wan 2.2 I2V A14B\n640x352"),
+}
+
+
+def graph() -> list[dict]:
+    """The main template's graph (what the batch client runs by default)."""
+    return graph_2k()
 
 
 def schema_inputs(type_):
@@ -140,12 +253,19 @@ def is_socket(entry) -> bool:
     return entry["type"] not in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 
 
-def ui_workflow(nodes: list[dict]) -> dict:
+def input_slots(n: dict) -> list[dict]:
+    """A node's UI input slots: its sockets, then the widgets that are linked (widget inputs)."""
+    entries = schema_inputs(n["type"])
+    return ([e for e in entries if is_socket(e)]
+            + [e for e in entries if not is_socket(e) and e["name"] in n["links"]])
+
+
+def ui_workflow(nodes: list[dict], name: str = "swifti2v_2k", groups=None,
+                note: str = "") -> dict:
     links, ui_nodes = [], []
     out_links: dict[tuple[int, int], list[int]] = {}
     for n in nodes:
-        sockets = [e for e in schema_inputs(n["type"]) if is_socket(e)]
-        for slot, e in enumerate(sockets):
+        for slot, e in enumerate(input_slots(n)):
             if e["name"] in n["links"]:
                 src, src_slot = n["links"][e["name"]]
                 lid = len(links) + 1
@@ -153,16 +273,16 @@ def ui_workflow(nodes: list[dict]) -> dict:
                 out_links.setdefault((src, src_slot), []).append(lid)
     by_id = {n["id"]: n for n in nodes}
     for order, n in enumerate(nodes):
-        sockets = [e for e in schema_inputs(n["type"]) if is_socket(e)]
         inputs = []
-        for slot, e in enumerate(sockets):
+        for slot, e in enumerate(input_slots(n)):
             link = next((lk[0] for lk in links if lk[3] == n["id"] and lk[4] == slot), None)
             inputs.append({"name": e["name"], "type": e["type"], "link": link}
+                          | ({"widget": {"name": e["name"]}} if not is_socket(e) else {})
                           | ({"shape": 7} if e["optional"] else {}))
-        outputs = [{"name": name, "type": t, "links": out_links.get((n["id"], i), []),
+        outputs = [{"name": oname, "type": t, "links": out_links.get((n["id"], i), []),
                     "slot_index": i}
-                   for i, (t, name) in enumerate(zip(SCHEMAS[n["type"]]["outputs"],
-                                                     SCHEMAS[n["type"]]["output_names"]))]
+                   for i, (t, oname) in enumerate(zip(SCHEMAS[n["type"]]["outputs"],
+                                                      SCHEMAS[n["type"]]["output_names"]))]
         widgets = []
         for e in schema_inputs(n["type"]):
             if is_socket(e) or e["name"] not in n["widgets"]:
@@ -180,19 +300,19 @@ def ui_workflow(nodes: list[dict]) -> dict:
         if n["color"]:
             entry["color"] = n["color"]
         if n["model"]:
-            f, folder, url, _, _ = MODELS[n["model"]]
+            f, folder, url, _, _ = ALL_MODELS[n["model"]]
             entry["properties"]["models"] = [{"name": f, "url": url, "directory": folder}]
         ui_nodes.append(entry)
     note_id = max(by_id) + 1
-    ui_nodes.append({"id": note_id, "type": "Note", "pos": [40, 1000], "size": [880, 420],
+    ui_nodes.append({"id": note_id, "type": "MarkdownNote", "pos": [40, 1200], "size": [900, 620],
                      "flags": {}, "order": len(ui_nodes), "mode": 0, "inputs": [], "outputs": [],
-                     "properties": {}, "widgets_values": [NOTE], "title": "Read me",
+                     "properties": {}, "widgets_values": [note], "title": "Read me: models",
                      "color": "#432", "bgcolor": "#653"})
-    groups = [{"id": i + 1, "title": t, "bounding": b, "color": c, "font_size": 24, "flags": {}}
-              for i, (t, b, c) in enumerate(GROUPS)]
-    return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "swifti2v/" + NAME)), "revision": 0,
+    ui_groups = [{"id": i + 1, "title": t, "bounding": b, "color": c, "font_size": 24,
+                  "flags": {}} for i, (t, b, c) in enumerate(groups or [])]
+    return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "swifti2v/" + name)), "revision": 0,
             "last_node_id": note_id, "last_link_id": len(links), "nodes": ui_nodes,
-            "links": links, "groups": groups, "config": {},
+            "links": links, "groups": ui_groups, "config": {},
             "extra": {"ds": {"scale": 0.55, "offset": [40, 60]}, "frontendVersion": "1.28.0"},
             "version": 0.4}
 
@@ -207,24 +327,52 @@ def api_workflow(nodes: list[dict]) -> dict:
     return out
 
 
-def thumbnail(path: Path) -> None:
-    from PIL import Image, ImageDraw
+def thumbnail(path: Path, stage1_caption: str) -> None:
+    """A 1024x576 diagram of the pipeline; only facts of the graph, no unmeasured claims."""
+    from PIL import Image, ImageDraw, ImageFont
 
-    img = Image.new("RGB", (640, 360), (24, 26, 33))
+    w, h = 1024, 576
+    img = Image.new("RGB", (w, h), (24, 26, 33))
     d = ImageDraw.Draw(img)
-    boxes = [("image", 20, (70, 110, 140)), ("Stage I\n640x352", 140, (63, 120, 158)),
-             ("hybrid\nreference", 270, (110, 90, 160)), ("Stage II CSG\n2560x1408", 400,
-                                                           (161, 48, 155)),
-             ("mp4", 540, (70, 140, 90))]
-    for label, x, color in boxes:
-        d.rounded_rectangle([x, 140, x + 90, 220], 10, fill=color)
-        d.multiline_text((x + 45, 180), label, fill="white", anchor="mm", align="center")
-        if x < 540:
-            d.line([x + 92, 180, x + 118, 180], fill="white", width=3)
-    d.text((320, 60), "SwiftI2V 2K image-to-video", fill="white", anchor="mm")
-    d.text((320, 300), "81 frames, M=3 N=1, fits 24 GB", fill=(200, 200, 200), anchor="mm")
+    try:
+        font = ImageFont.load_default(size=22)
+        small = ImageFont.load_default(size=17)
+    except TypeError:                      # Pillow < 10.1: one bitmap size
+        font = small = ImageFont.load_default()
+    boxes = [("your\nimage", (70, 110, 140)), (f"Stage I\n{stage1_caption}", (63, 120, 158)),
+             ("hybrid\nreference", (110, 90, 160)), ("Stage II CSG\n2560x1408", (161, 48, 155)),
+             ("video", (70, 140, 90))]
+    bw, gap = 160, 36
+    x0 = (w - len(boxes) * bw - (len(boxes) - 1) * gap) // 2
+    for i, (label, color) in enumerate(boxes):
+        x = x0 + i * (bw + gap)
+        d.rounded_rectangle([x, 220, x + bw, 360], 14, fill=color)
+        d.multiline_text((x + bw // 2, 290), label, fill="white", anchor="mm", align="center",
+                         font=small)
+        if i < len(boxes) - 1:
+            d.line([x + bw + 4, 290, x + bw + gap - 4, 290], fill="white", width=4)
+    d.text((w // 2, 110), "SwiftI2V: 2K image-to-video", fill="white", anchor="mm", font=font)
+    d.text((w // 2, 470), "81 frames, segment by segment (M=3, N=1), anchored on your image",
+           fill=(200, 200, 200), anchor="mm", font=small)
     tmp = path.with_suffix(".tmp.jpg")
-    img.save(tmp, quality=88)
+    img.save(tmp, quality=90)
+    tmp.replace(path)
+
+
+def icon(path: Path) -> None:
+    """The registry icon: 256x256, the pack's colours."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", (256, 256), (161, 48, 155))
+    d = ImageDraw.Draw(img)
+    d.rounded_rectangle([24, 24, 232, 232], 28, fill=(63, 120, 158))
+    try:
+        font = ImageFont.load_default(size=96)
+    except TypeError:
+        font = ImageFont.load_default()
+    d.text((128, 128), "2K", fill="white", anchor="mm", font=font)
+    tmp = path.with_suffix(".tmp.png")
+    img.save(tmp)
     tmp.replace(path)
 
 
@@ -235,12 +383,14 @@ def write_json(path: Path, data) -> None:
 
 
 def main():
-    OUT.mkdir(exist_ok=True)
-    nodes = graph()
-    write_json(OUT / f"{NAME}.json", ui_workflow(nodes))
-    write_json(OUT / f"{NAME}_api.json", api_workflow(nodes))
-    thumbnail(OUT / f"{NAME}.jpg")
-    print(f"wrote {OUT}/{NAME}.json, {NAME}_api.json, {NAME}.jpg")
+    API_OUT.mkdir(parents=True, exist_ok=True)
+    for name, (make, groups, note, caption) in TEMPLATES.items():
+        nodes = make()
+        write_json(OUT / f"{name}.json", ui_workflow(nodes, name, groups, note))
+        write_json(API_OUT / f"{name}_api.json", api_workflow(nodes))
+        thumbnail(OUT / f"{name}.jpg", caption)
+        print(f"wrote {OUT}/{name}.json, .jpg and {API_OUT}/{name}_api.json")
+    icon(OUT / "icon.png")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ NODE_TYPES = [
     "SwiftI2VStage1Sampler", "SwiftI2VHybridReference", "SwiftI2VStage2Sampler",
     "SwiftI2VSegmentDecoder", "UNETLoader", "LoraLoaderModelOnly", "VAELoader", "CLIPLoader",
     "CLIPTextEncode", "CLIPVisionLoader", "CLIPVisionEncode", "LoadImage", "CreateVideo",
-    "SaveVideo",
+    "SaveVideo", "WanImageToVideo", "KSamplerAdvanced", "ModelSamplingSD3", "VAEDecode",
 ]
 DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 #: combo inputs whose options are the files a user has: not part of the schema

@@ -35,6 +35,25 @@ def check_image(image, name: str) -> None:
     as_input_error(check_image_batch, image, name)
 
 
+def video_latent(samples, name: str, what: str = "a Wan 2.2 video latent"):
+    """The [1, 48, T', H', W'] tensor of a LATENT, or an error naming the input."""
+    latent = samples.get("samples") if isinstance(samples, dict) else None
+    check(latent is not None and latent.ndim == 5 and latent.shape[1] == 48,
+          f"{name}: expected {what} [1, 48, T', H', W'], got "
+          f"{None if latent is None else tuple(latent.shape)}")
+    check(latent.shape[0] == 1, f"{name}: batch of {latent.shape[0]} latents; one video at a time")
+    return latent
+
+
+def reference_latent(reference):
+    """The Hybrid Reference Builder's LATENT (raw Wan 2.2 VAE space; block 0 is the anchor)."""
+    latent = video_latent(reference, "reference",
+                          "the Hybrid Reference Builder's latent (Wan 2.2, block 0 = anchor)")
+    check(latent.shape[2] >= 2, f"reference: {latent.shape[2]} latent block(s); Stage II needs the "
+                                "anchor block plus at least one block to generate (length >= 5)")
+    return latent.float()
+
+
 def vae_channels(vae) -> int:
     return int(getattr(vae, "latent_channels", 0))
 

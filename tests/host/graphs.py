@@ -32,8 +32,7 @@ def pipeline(*, stage2="stage2_48", mode="auto", rope="window", cfg2=1.0, steps2
         "11": {"class_type": "SwiftI2VHybridReference", "inputs": {
             "low_res": ["10", 0], "image": ["7", 0], "vae": ["4" if vae_ref == "vae2" else "3", 0],
             "width": width, "height": height, "crop": "center", "upscale_method": upscale,
-            "tile": 64,
-            "blocks_per_chunk": 1}},
+            "tile_size": 1024, "overlap": 64, "blocks_per_chunk": 1}},
         "12": {"class_type": "SwiftI2VStage2Sampler", "inputs": {
             "model": ["2", 0], "positive": ["5", 0], "negative": ["6", 0], "reference": ["11", 0],
             "seed": 0, "steps": steps2, "cfg": cfg2, "sampler_name": sampler2,
@@ -43,7 +42,8 @@ def pipeline(*, stage2="stage2_48", mode="auto", rope="window", cfg2=1.0, steps2
     saved = {"name": save_name, "reference": ["11", 0], "latent": ["12", 0]}
     if decoder:
         g["13"] = {"class_type": "SwiftI2VSegmentDecoder", "inputs": {
-            "samples": ["12", 0], "vae": ["4", 0], "blocks_per_step": 1, "tile": 64,
+            "samples": ["12", 0], "vae": ["4", 0], "blocks_per_step": 1,
+            "tile_size": 1024, "overlap": 64, "color_match": "off",
             "save_video": True, "filename_prefix": prefix, "frame_rate": 16.0,
             "return_frames": True}}
         saved["images"] = ["13", 0]

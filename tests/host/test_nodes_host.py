@@ -41,7 +41,8 @@ def test_object_info_lists_the_four_nodes(client):
             for name, spec in node["input"].get(group, {}).items():
                 assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
     assert info["SwiftI2VStage2Sampler"]["output"] == ["LATENT"]
-    assert info["SwiftI2VHybridReference"]["output"] == ["SWIFTI2V_REFERENCE"]
+    assert info["SwiftI2VHybridReference"]["output"] == ["LATENT"]
+    assert info["SwiftI2VStage1Sampler"]["output"] == ["IMAGE", "LATENT", "INT", "INT"]
 
 
 @pytest.mark.parametrize("stage2,opts", [
@@ -80,11 +81,11 @@ def test_non_square_target_from_a_square_image(client, server, crop):
 
 
 def test_spatially_tiled_encode_and_decode_run_through_the_real_vae(client, server):
-    """Tiles of 2 latent units (32 px, overlap clamped) on 64x64 frames: 4 tiles, own caches.
+    """Tiles of 32 px (2 latent units, overlap clamped) on 64x64 frames: 4 tiles, own caches.
     Exactness is claimed for one tile (test_full_graph); with random weights tiles differ."""
     g = pipeline(save_name="tiled", prefix="tiled/video")
-    g["11"]["inputs"]["tile"] = 2
-    g["13"]["inputs"]["tile"] = 2
+    g["11"]["inputs"]["tile_size"] = 32
+    g["13"]["inputs"]["tile_size"] = 32
     client.run(g, timeout=900)
     t = saved(server, "tiled")
     assert tuple(t["reference"].shape) == (1, 48, 3, 4, 4) and t["reference"].isfinite().all()

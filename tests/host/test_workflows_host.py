@@ -22,9 +22,9 @@ def load_snapshot_module():
 
 def test_ui_workflow_node_types_exist_and_schemas_match_the_snapshot(client):
     info = client.object_info()
-    ui = json.loads((ROOT / "workflows" / "swifti2v_2k.json").read_text())
-    for n in ui["nodes"]:
-        assert n["type"] in info or n["type"] in ("Note", "MarkdownNote"), n["type"]
+    for path in (ROOT / "example_workflows").glob("*.json"):
+        for n in json.loads(path.read_text())["nodes"]:
+            assert n["type"] in info or n["type"] in ("Note", "MarkdownNote"), (path.name, n["type"])
     live = load_snapshot_module().snapshot(info)
     for node_type, snap in SNAPSHOT.items():
         got = live[node_type]
@@ -45,21 +45,24 @@ def test_ui_workflow_node_types_exist_and_schemas_match_the_snapshot(client):
         assert not extra, (node_type, "new required inputs", extra)
 
 
-def test_workflows_are_served_as_templates(server):
+def test_templates_endpoint_lists_exactly_the_ui_templates(server):
     import requests
     listed = requests.get(server.url + "/workflow_templates", timeout=30).json()
-    assert "swifti2v_2k" in listed["ComfyUI-SwiftI2V"]
+    want = sorted(p.stem for p in (ROOT / "example_workflows").glob("*.json"))
+    assert sorted(listed["ComfyUI-SwiftI2V"]) == want            # no API file among them
+    assert not any(name.endswith("_api") for name in listed["ComfyUI-SwiftI2V"])
     base = server.url + "/api/workflow_templates/ComfyUI-SwiftI2V/"
-    served = requests.get(base + "swifti2v_2k.json", timeout=30).json()
-    assert served == json.loads((ROOT / "workflows" / "swifti2v_2k.json").read_text())
-    thumb = requests.get(base + "swifti2v_2k.jpg", timeout=30)
-    assert thumb.ok and thumb.content[:3] == b"\xff\xd8\xff"
+    for name in want:
+        served = requests.get(base + f"{name}.json", timeout=30).json()
+        assert served == json.loads((ROOT / "example_workflows" / f"{name}.json").read_text())
+        thumb = requests.get(base + f"{name}.jpg", timeout=30)
+        assert thumb.ok and thumb.content[:3] == b"\xff\xd8\xff"
 
 
 def tiny_api_workflow(path: Path) -> Path:
     """The bundled API workflow; the umt5 and CLIP vision encoders (minutes on a CPU at full size)
     replaced by the test conditioning node, which still takes the prompt text."""
-    wf = json.loads((ROOT / "workflows" / "swifti2v_2k_api.json").read_text())
+    wf = json.loads((ROOT / "example_workflows" / "api" / "swifti2v_2k_api.json").read_text())
     for k, n in list(wf.items()):
         if n["class_type"] == "CLIPTextEncode":
             n["class_type"] = "SwiftTestConditioning"
@@ -102,7 +105,7 @@ def test_api_workflow_runs_through_the_batch_client_and_resumes(server, tmp_path
 
 
 def test_missing_node_type_is_reported(server, tmp_path, capsys):
-    wf = json.loads((ROOT / "workflows" / "swifti2v_2k_api.json").read_text())
+    wf = json.loads((ROOT / "example_workflows" / "api" / "swifti2v_2k_api.json").read_text())
     wf["99"] = {"class_type": "NoSuchNode", "inputs": {}}
     (tmp_path / "wf.json").write_text(json.dumps(wf))
     from PIL import Image

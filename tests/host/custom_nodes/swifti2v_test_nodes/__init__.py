@@ -48,7 +48,7 @@ class SwiftTestSaveTensors:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"name": ("STRING", {"default": "tensors"})},
-                "optional": {"reference": ("SWIFTI2V_REFERENCE",), "latent": ("LATENT",),
+                "optional": {"reference": ("LATENT",), "latent": ("LATENT",),
                              "latent_b": ("LATENT",), "latent_c": ("LATENT",),
                              "images": ("IMAGE",), "images_b": ("IMAGE",)}}
 
@@ -59,7 +59,8 @@ class SwiftTestSaveTensors:
             if value is not None:
                 out[key] = value["samples"]
         if reference is not None:
-            out["reference"], out["anchor"] = reference["reference"], reference["anchor"]
+            out["reference"] = reference["samples"]
+            out["anchor"] = reference["samples"][:, :, :1]
         if latent is not None:
             out["latent"] = latent["samples"]
         if images is not None:
@@ -170,7 +171,7 @@ class SwiftTestReferenceCSG:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL",), "positive": ("CONDITIONING",), "reference": ("SWIFTI2V_REFERENCE",),
+            "model": ("MODEL",), "positive": ("CONDITIONING",), "reference": ("LATENT",),
             "seed": ("INT", {"default": 0, "min": 0, "max": 2**31}),
             "steps": ("INT", {"default": 2, "min": 1, "max": 100}),
             "m": ("INT", {"default": 1, "min": 1, "max": 64}),
@@ -180,7 +181,8 @@ class SwiftTestReferenceCSG:
 
     def run(self, model, positive, reference, seed, steps, m, n, rope, mode, denoise):
         base = model.model
-        ref, anchor = reference["reference"].float(), reference["anchor"].float()
+        ref = reference["samples"].float()
+        anchor = ref[:, :, :1]
         total = steps if mode == "swifti2v" else int(steps / denoise)
         sigmas = comfy.samplers.calculate_sigmas(base.model_sampling, "simple", total)[-(steps + 1):]
         noise = comfy.sample.prepare_noise(ref, seed)
