@@ -2,10 +2,10 @@
 import torch
 from comfy_api.latest import io
 
-from .bridge import checks, fits, progress, vae_stream, video_file
+from .bridge import checks, fits, progress, streaming
 from ..swift_core.memory import frames_bytes
 from ..swift_core.paths import check_prefix
-from ..swift_core.color import COLOR_MATCH, match_color
+from ..swift_core.color import COLOR_MATCH
 from .types import CATEGORY, check_tile_px, tile_inputs, validate
 
 
@@ -27,8 +27,9 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
                              tooltip="Latent blocks decoded per step (4 frames each)."),
                 *tile_inputs(),
                 io.Boolean.Input("save_video", default=True,
-                                 tooltip="Write an mp4 into ComfyUI's output folder as blocks are "
-                                         "decoded (temp name, renamed when complete)."),
+                                 tooltip="Write the mp4 into ComfyUI's output folder as blocks "
+                                         "are decoded (temp name, renamed when complete). Off: "
+                                         "into the temp folder, for the VIDEO output only."),
                 io.String.Input("filename_prefix", default="SwiftI2V/swifti2v",
                                 tooltip="Output file prefix (inside ComfyUI's output folder)."),
                 io.Float.Input("frame_rate", default=16.0, min=1.0, max=120.0, step=1.0,
@@ -38,13 +39,17 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
                                          "frame is output, so host RAM stays bounded."),
                 io.Combo.Input("color_match", options=list(COLOR_MATCH), default="off",
                                tooltip="lab: give every frame the colour statistics (L*a*b* mean "
-                                       "and spread) of the input image, against the colour "
-                                       "drift of Wan 2.2 TI2V 5B. Needs 'image'."),
+                                       "and spread) of the input image (or of frame 0, which "
+                                       "decodes it), against the colour drift of Wan 2.2 TI2V "
+                                       "5B."),
                 io.Image.Input("image", optional=True,
-                               tooltip="The input image, for color_match."),
+                               tooltip="The input image, for color_match (default: frame 0)."),
             ],
             outputs=[io.Image.Output("images", display_name="images",
-                                     tooltip="Decoded frames (F x H x W).")],
+                                     tooltip="Decoded frames (F x H x W)."),
+                     io.Video.Output("video", display_name="video",
+                                     tooltip="The video file written as blocks were decoded "
+                                             "(core's Save Video names and keeps it).")],
         )
 
     @classmethod
@@ -60,8 +65,6 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
                 image=None) -> io.NodeOutput:
         latent = checks.video_latent(samples, "samples")
         checks.check_stage2_vae(vae)
-        checks.check(color_match == "off" or image is not None,
-                     f"image: color_match={color_match!r} needs the input image connected")
         if image is not None:
             checks.check_image(image, "image")
         if save_video:
@@ -76,27 +79,23 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
             what="the decoded frames kept in host RAM",
             advice="turn return_frames off (the video file is still written), or decode fewer "
                    "blocks_per_step")
-        stream = vae_stream.WanVAEStream(vae, tile=tile_size // 16, overlap=overlap // 16)
-        stream.load(lh, lw, decode=True)
-        writer = video_file.VideoFileWriter(filename_prefix, lw * 16, lh * 16, frame_rate) \
-            if save_video else None
-        kept, last = [], None
+        stream = streaming.SegmentStreamer(
+            vae, lh, lw, frame_rate, tile=tile_size // 16, overlap=overlap // 16,
+            color_match=color_match, color_reference=image,
+            filename_prefix=filename_prefix if save_video else None, name="swifti2v_decoder")
+        kept = []
         pbar = progress.progress_bar(blocks)
         try:
             for b0 in range(0, blocks, blocks_per_step):
                 progress.throw_if_interrupted()
-                frames = stream.decode(latent[:, :, b0:b0 + blocks_per_step])
-                frames = match_color(frames, image, color_match) if image is not None else frames
-                if writer is not None:
-                    writer.write(frames)
+                frames = stream.add(latent[:, :, b0:b0 + blocks_per_step])
                 if return_frames:
                     kept.append(frames.to(progress.intermediate_device()))
-                last = frames[-1:]
                 pbar.update_absolute(min(blocks, b0 + blocks_per_step))
-            ui = {"images": [writer.close()], "animated": (True,)} if writer is not None else None
+            video = stream.finish()
         except BaseException:
-            if writer is not None:
-                writer.abort()
+            stream.abort()
             raise
-        images = torch.cat(kept) if return_frames else last
-        return io.NodeOutput(images, ui=ui)
+        ui = {"images": [stream.ui], "animated": (True,)} if stream.ui is not None else None
+        images = torch.cat(kept) if return_frames else stream.last
+        return io.NodeOutput(images, video, ui=ui)

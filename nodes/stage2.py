@@ -3,8 +3,9 @@ from comfy_api.latest import io
 
 from ..swift_core import ROPE_MODES, plan_segments
 from ..swift_core.plan import check_m, check_n
-from .bridge import checks, fits, csg, progress
-from .types import CATEGORY, sampling_inputs, validate
+from ..swift_core.color import COLOR_MATCH
+from .bridge import checks, csg, fits, progress, streaming
+from .types import CATEGORY, check_tile_px, sampling_inputs, tile_inputs, validate
 
 
 def check_denoise(denoise: float, mode) -> None:
@@ -49,27 +50,47 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
                 io.Float.Input("denoise", default=0.6, min=0.0, max=1.0, step=0.01,
                                tooltip="refine mode only: how much of the reference is re-made "
                                        "(0 < denoise <= 1; 1 = from pure noise)."),
+                io.Vae.Input("vae", optional=True,
+                             tooltip="Stage II VAE (wan2.2_vae.safetensors). Connected: each "
+                                     "segment is decoded as soon as it is final and appended to "
+                                     "the video (the VIDEO output: connect it to Save Video)."),
+                io.Float.Input("frame_rate", default=16.0, min=1.0, max=120.0, step=1.0,
+                               tooltip="Frames per second of the VIDEO (Wan: 16)."),
+                *tile_inputs(),
+                io.Combo.Input("color_match", options=list(COLOR_MATCH), default="off",
+                               tooltip="lab: give every frame the colour statistics (L*a*b* mean "
+                                       "and spread) of frame 0, your image, against the colour "
+                                       "drift of Wan 2.2 TI2V 5B."),
             ],
             outputs=[io.Latent.Output("latent", display_name="latent",
-                                      tooltip="The 2K latent (ComfyUI's VAE Decode accepts it too).")],
+                                      tooltip="The 2K latent (ComfyUI's VAE Decode accepts it too)."),
+                     io.Video.Output("video", display_name="video",
+                                     tooltip="The video, written while Stage II runs (needs the "
+                                             "vae input): connect it to core's Save Video.")],
         )
 
     @classmethod
     def validate_inputs(cls, m=None, n=None, mode=None, denoise=None, rope=None, sampler_name=None,
-                        scheduler=None):
+                        scheduler=None, tile_size=None, overlap=None, color_match=None):
         return validate(cls, {"m": m, "n": n, "denoise": denoise, "mode": mode, "rope": rope,
-                              "sampler_name": sampler_name, "scheduler": scheduler},
-                        (check_m, m), (check_n, n), (check_denoise, denoise, mode))
+                              "sampler_name": sampler_name, "scheduler": scheduler,
+                              "tile_size": tile_size, "overlap": overlap,
+                              "color_match": color_match},
+                        (check_m, m), (check_n, n), (check_denoise, denoise, mode),
+                        (check_tile_px, tile_size, "tile_size"), (check_tile_px, overlap, "overlap"))
 
     @classmethod
     def execute(cls, model, positive, negative, reference, seed, steps, cfg, sampler_name,
-                scheduler, m, n, rope, mode, denoise) -> io.NodeOutput:
+                scheduler, m, n, rope, mode, denoise, vae=None, frame_rate=16.0, tile_size=1024,
+                overlap=64, color_match="off") -> io.NodeOutput:
         ref = checks.reference_latent(reference)
         anchor = ref[:, :, :1]
         mode = checks.resolve_mode(model, mode)
         checks.as_input_error(check_denoise, denoise, mode)
         plan = checks.as_input_error(plan_segments, ref.shape[2], m, n)
         fits.check_window_fits(model, ref.shape, m, n, cfg)
+        if vae is not None:
+            checks.check_stage2_vae(vae)
         pbar = progress.progress_bar(len(plan) * steps)
         prev = progress.previewer(model)
 
@@ -77,7 +98,27 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
             pbar.update_absolute(seg.index * steps + step, None,
                                  progress.preview_image(prev, x0))
 
-        out = csg.run_stage2(model, positive, negative, ref, anchor, seed=seed, steps=steps,
-                             cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, m=m, n=n,
-                             rope=rope, mode=mode, denoise=denoise, on_step=on_step)
-        return io.NodeOutput({"samples": out.to(progress.intermediate_device())})
+        stream = None
+        if vae is not None:         # decode each segment as soon as it is final
+            stream = streaming.SegmentStreamer(vae, ref.shape[3], ref.shape[4], frame_rate,
+                                               tile=tile_size // 16, overlap=overlap // 16,
+                                               color_match=color_match,
+                                               name="swifti2v_stage2", with_models=[model])
+
+        def on_segment(seg, blocks):
+            stream.add(blocks)
+            pbar.update_absolute((seg.index + 1) * steps, None, stream.preview())
+
+        try:
+            if stream is not None:
+                stream.add(anchor)                        # frame 0: your image
+            out = csg.run_stage2(model, positive, negative, ref, anchor, seed=seed, steps=steps,
+                                 cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, m=m,
+                                 n=n, rope=rope, mode=mode, denoise=denoise, on_step=on_step,
+                                 on_segment=on_segment if stream is not None else None)
+            video = stream.finish() if stream is not None else None
+        except BaseException:
+            if stream is not None:
+                stream.abort()
+            raise
+        return io.NodeOutput({"samples": out.to(progress.intermediate_device())}, video)

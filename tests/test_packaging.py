@@ -57,7 +57,7 @@ def test_requirements_are_runtime_only():
         runtime |= imports(f)
     assert set(reqs) <= runtime
     # the standard library, and what ComfyUI itself brings (torch; PyAV for its video nodes)
-    stdlib_or_host = COMFY_MODULES | {"torch", "av", "__future__", "contextlib", "dataclasses",
+    stdlib_or_host = COMFY_MODULES | {"torch", "av", "PIL", "__future__", "contextlib", "dataclasses",
                                       "fractions", "math", "os", "posixpath", "re", "typing",
                                       "uuid"}
     assert runtime - stdlib_or_host <= set(reqs), runtime - stdlib_or_host

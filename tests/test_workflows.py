@@ -60,7 +60,7 @@ def test_node_types_are_ours_or_core(ui, api):
     for n in ui["nodes"]:
         assert n["type"] in SCHEMAS or n["type"] in FRONTEND_ONLY, n["type"]
     ours = {n["type"] for n in ui["nodes"] if n["type"].startswith("SwiftI2V")}
-    assert ours >= {"SwiftI2VHybridReference", "SwiftI2VStage2Sampler", "SwiftI2VSegmentDecoder"}
+    assert ours >= {"SwiftI2VHybridReference", "SwiftI2VStage2Sampler"}
     assert all(n["class_type"] in SCHEMAS for n in api.values())
     assert ui["version"] == 0.4 and ui["last_node_id"] >= max(n["id"] for n in ui["nodes"])
     assert ui["last_link_id"] == max(lk[0] for lk in ui["links"])
@@ -117,6 +117,18 @@ def test_ui_and_api_are_the_same_graph(ui, api):
                 lk = next(x for x in ui["links"] if x[0] == inp["link"])
                 ui_links[inp["name"]] = [str(lk[1]), lk[2]]
         assert links == ui_links
+
+
+def test_the_templates_take_the_streaming_path(api):
+    """Stage II with its VAE -> VIDEO -> core Save Video: no full-length frame tensor."""
+    types = {k: v["class_type"] for k, v in api.items()}
+    (s2,) = [k for k, t in types.items() if t == "SwiftI2VStage2Sampler"]
+    (save,) = [v for v in api.values() if v["class_type"] == "SaveVideo"]
+    assert save["inputs"]["video"] == [s2, 1]
+    vae = api[s2]["inputs"]["vae"][0]
+    assert api[vae]["inputs"]["vae_name"] == "wan2.2_vae.safetensors"
+    assert not {"SwiftI2VSegmentDecoder", "CreateVideo", "VAEDecode"} & {
+        t for k, t in types.items() if api[k]["inputs"].get("samples") == [s2, 0]}
 
 
 def test_paper_defaults_and_model_links(ui, api, name):

@@ -84,8 +84,10 @@ def model_note(title: str, intro: str, keys: list[str]) -> str:
             f"--- |\n{rows}\n\n```\n" + "\n".join(lines) + "\n```\n\n"
             "Stage II mode `auto` picks `refine` for the public 5B (48 input channels; set "
             "`denoise`) and `swifti2v` for SwiftI2V Stage II weights (96 channels) when you have "
-            "them: select that file in *Load Stage II model*.\n\nOptional: `color_match: lab` in "
-            "the Segment Decoder (connect the image) against colour drift.")
+            "them: select that file in *Load Stage II model*.\n\nThe Stage II sampler decodes "
+            "each segment as soon as it is final and appends it to the video that *Save Video* "
+            "keeps: no full-length 2K frames in RAM. Optional: `color_match: lab` against colour "
+            "drift. For the frames as an IMAGE, add a *SwiftI2V Segment Decoder* on the latent.")
 
 
 NOTE_2K = model_note(
@@ -111,7 +113,8 @@ def node(id, type, pos, size, widgets=None, links=None, title=None, model=None, 
 
 
 def stage2_nodes(s2x: int, low_res: tuple, image: tuple, prompts: tuple, size_from=None):
-    """Stage II, shared by the templates: loaders, Reference Builder, CSG sampler, decoder, save."""
+    """Stage II, shared by the templates: loaders, Reference Builder, the CSG sampler streaming
+    its video (decoded segment by segment while it runs), core's Save Video."""
     pos, neg = prompts
     size_links = {"width": (size_from, 2), "height": (size_from, 3)} if size_from else {}
     return [
@@ -124,19 +127,16 @@ def stage2_nodes(s2x: int, low_res: tuple, image: tuple, prompts: tuple, size_fr
              {"width": 2560, "height": 1408, "crop": "center", "upscale_method": "bicubic",
               "tile_size": 1024, "overlap": 64, "blocks_per_chunk": 2},
              {"low_res": low_res, "image": image, "vae": (12, 0), **size_links}),
-        node(14, "SwiftI2VStage2Sampler", [1900, 80], [400, 430],
+        node(14, "SwiftI2VStage2Sampler", [1900, 80], [400, 560],
              {"seed": 42, "steps": 4, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple",
-              "m": 3, "n": 1, "rope": "window", "mode": "auto", "denoise": 0.6},
-             {"model": (11, 0), "positive": pos, "negative": neg, "reference": (13, 0)}),
-        node(15, "SwiftI2VSegmentDecoder", [1900, 560], [400, 300],
-             {"blocks_per_step": 3, "tile_size": 1024, "overlap": 64, "save_video": False,
-              "filename_prefix": "SwiftI2V/swifti2v", "frame_rate": 16.0, "return_frames": True,
-              "color_match": "off"},
-             {"samples": (14, 0), "vae": (12, 0), "image": image}),
-        node(16, "CreateVideo", [2340, 80], [270, 78], {"fps": 16.0}, {"images": (15, 0)}),
-        node(17, "SaveVideo", [2340, 200], [560, 560],
+              "m": 3, "n": 1, "rope": "window", "mode": "auto", "denoise": 0.6,
+              "frame_rate": 16.0, "tile_size": 1024, "overlap": 64, "color_match": "off"},
+             {"model": (11, 0), "positive": pos, "negative": neg, "reference": (13, 0),
+              "vae": (12, 0)},
+             title="CSG Stage II Sampler (streams the video while it runs)"),
+        node(17, "SaveVideo", [2340, 80], [560, 560],
              {"filename_prefix": "video/SwiftI2V", "format": "auto", "codec": "auto"},
-             {"video": (16, 0)}),
+             {"video": (14, 1)}),
     ]
 
 
@@ -230,12 +230,12 @@ TEMPLATES = {
     "swifti2v_2k": (graph_2k, [
         ("Stage I: motion reference at W/4 x H/4 (Wan 2.1 I2V 14B + LightX2V, 4 steps, no CFG)",
          [20, 0, 1340, 960], "#3f789e"),
-        ("Stage II: 2K re-synthesis with CSG (Wan 2.2 TI2V 5B), decode, save",
+        ("Stage II: 2K re-synthesis with CSG (Wan 2.2 TI2V 5B), streamed to the video",
          [1460, 0, 1460, 960], "#a1309b")], NOTE_2K, "Wan 2.1 I2V 14B\n640x352"),
     "swifti2v_2k_after_wan22_a14b": (graph_a14b, [
         ("Stage I with core nodes: Wan 2.2 I2V A14B, high + low noise experts, 640x352",
          [20, 0, 1340, 1140], "#3f789e"),
-        ("Stage II: 2K re-synthesis with CSG (Wan 2.2 TI2V 5B), decode, save",
+        ("Stage II: 2K re-synthesis with CSG (Wan 2.2 TI2V 5B), streamed to the video",
          [1460, 0, 1460, 960], "#a1309b")], NOTE_A14B, "Wan 2.2 I2V A14B\n640x352"),
 }
 

@@ -30,7 +30,9 @@ class WanVAEStream:
         self.frames_in = 0
 
     # loading: ask ComfyUI for one block of one tile, not the whole video
-    def load(self, latent_h: int, latent_w: int, decode: bool) -> None:
+    def load(self, latent_h: int, latent_w: int, decode: bool, with_models=()) -> None:
+        """Ask ComfyUI for one block of one tile, not the whole video. ``with_models`` (the
+        Stage II model when streaming) are loaded in the same call, so neither evicts the other."""
         th = min(latent_h, self.tile or latent_h)
         tw = min(latent_w, self.tile or latent_w)
         dtype = self.vae.vae_dtype
@@ -38,7 +40,7 @@ class WanVAEStream:
             need = self.vae.memory_used_decode((1, 48, 1, th, tw), dtype)
         else:
             need = self.vae.memory_used_encode((1, 3, 5, th * self.SPATIAL, tw * self.SPATIAL), dtype)
-        mm.load_models_gpu([self.vae.patcher], memory_required=need,
+        mm.load_models_gpu([*with_models, self.vae.patcher], memory_required=need,
                            force_full_load=getattr(self.vae, "disable_offload", False))
 
     def _encode_tile(self, x, cache):

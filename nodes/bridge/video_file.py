@@ -1,52 +1,55 @@
-"""An mp4 written into ComfyUI's output folder as frames arrive (temp name, then rename)."""
+"""mp4 files written as frames arrive, and ComfyUI's VIDEO type backed by them.
+
+The mp4 is fragmented at every frame and flushed packet by packet, with x264's ``zerolatency``
+tuning (no frames held back): each finished segment is readable from the file at once, while the
+run goes on; every segment starts on a keyframe, so a reader can seek to it. It is written under a temporary name and renamed when complete; ``abort()`` removes it, so a
+cancelled run leaves no file under a final name and no temp file behind.
+"""
 from __future__ import annotations
 
 import os
 import uuid
+from fractions import Fraction
 
+import av
 import torch
+from av.video.frame import PictureType
 
 import folder_paths
+from comfy_api.latest import InputImpl
+
+MP4_OPTIONS = {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"}
 
 
 class VideoFileWriter:
-    """Writes an mp4 into ComfyUI's output folder as frames arrive, under a temporary name.
-
-    ``close()`` renames it to the final name; ``abort()`` (or an exception) removes it, so a
-    cancelled run leaves no file under the final name.
-    """
-
-    def __init__(self, filename_prefix: str, width: int, height: int, fps: float):
-        import av  # PyAV ships with ComfyUI (its SaveVideo uses it)
-
-        out_dir = folder_paths.get_output_directory()
-        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
-            filename_prefix, out_dir, width, height)
-        self.final_name = f"{name}_{counter:05}_.mp4"
-        self.subfolder = subfolder
-        self.final = os.path.join(folder, self.final_name)
-        self.temp = os.path.join(folder, f".{self.final_name}.{uuid.uuid4().hex[:8]}.part")
-        self.container = av.open(self.temp, mode="w", format="mp4")
-        from fractions import Fraction
-        self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+    def __init__(self, final_path: str, width: int, height: int, fps: float, crf: int = 17):
+        self.final = final_path
+        self.temp = f"{final_path[:-4]}.{uuid.uuid4().hex[:8]}.part.mp4"
+        self.container = av.open(self.temp, mode="w", format="mp4", options=dict(MP4_OPTIONS))
+        self.stream = self.container.add_stream("libx264",
+                                                rate=Fraction(fps).limit_denominator(1000))
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"crf": "17"}
-        self._av = av
+        self.stream.options = {"crf": str(crf), "tune": "zerolatency"}
+        self.frames = 0
 
-    def write(self, frames: torch.Tensor) -> None:
+    def write(self, frames: torch.Tensor, keyframe: bool = True) -> None:
+        """Append IMAGE frames [n, H, W, 3]; ``keyframe`` starts a new fragment with them."""
         arr = (frames[..., :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        for f in arr:
-            for pkt in self.stream.encode(self._av.VideoFrame.from_ndarray(f, format="rgb24")):
+        for i, f in enumerate(arr):
+            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+            if keyframe and i == 0:
+                frame.pict_type = PictureType.I
+            for pkt in self.stream.encode(frame):
                 self.container.mux(pkt)
+        self.frames += len(arr)
 
-    def close(self) -> dict:
+    def close(self) -> str:
         for pkt in self.stream.encode():
             self.container.mux(pkt)
         self.container.close()
         os.replace(self.temp, self.final)
-        return {"filename": self.final_name, "subfolder": self.subfolder, "type": "output",
-                "format": "video/h264-mp4"}
+        return self.final
 
     def abort(self) -> None:
         try:
@@ -55,3 +58,27 @@ class VideoFileWriter:
             pass
         if os.path.exists(self.temp):
             os.remove(self.temp)
+
+
+def output_writer(filename_prefix: str, width: int, height: int, fps: float):
+    """A writer into ComfyUI's output folder, named the way ComfyUI names saved files, and the
+    ``ui`` entry that shows it."""
+    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+        filename_prefix, folder_paths.get_output_directory(), width, height)
+    final_name = f"{name}_{counter:05}_.mp4"
+    writer = VideoFileWriter(os.path.join(folder, final_name), width, height, fps)
+    return writer, {"filename": final_name, "subfolder": subfolder, "type": "output",
+                    "format": "video/h264-mp4"}
+
+
+def temp_writer(width: int, height: int, fps: float, name: str = "swifti2v"):
+    """A writer into ComfyUI's temp folder, for a VIDEO that core's Save Video then names."""
+    folder = folder_paths.get_temp_directory()
+    os.makedirs(folder, exist_ok=True)
+    return VideoFileWriter(os.path.join(folder, f"{name}_{uuid.uuid4().hex[:12]}.mp4"), width,
+                           height, fps)
+
+
+def video(path: str):
+    """ComfyUI's VIDEO type backed by a file (core's Save Video remuxes it, no re-encode)."""
+    return InputImpl.VideoFromFile(path)

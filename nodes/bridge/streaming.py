@@ -1,0 +1,56 @@
+"""Finished latent blocks -> decoded frames -> a growing video file, on one GPU.
+
+CSG makes a segment final after its own steps, so it is decoded at once with the Wan 2.2 VAE's
+causal state carried across segments (the same frames as decoding the whole latent) and appended
+to the video file. Memory rule: the VAE is loaded TOGETHER with the Stage II model
+(``load_models_gpu([dit, vae], memory_required=one tile of one block)``), so ComfyUI counts both
+weights and frees only other models; neither is unloaded to make room for the other at every
+segment. Where both do not fit, ComfyUI's own partial loading offloads weights as it would anyway.
+"""
+from __future__ import annotations
+
+from PIL import Image
+
+from ...swift_core.color import match_color
+from .vae_stream import WanVAEStream
+from .video_file import output_writer, temp_writer, video
+
+
+class SegmentStreamer:
+    def __init__(self, vae, latent_h: int, latent_w: int, fps: float, *, tile: int = 0,
+                 overlap: int = 4, color_match: str = "off", color_reference=None,
+                 filename_prefix: str | None = None, name: str = "swifti2v", with_models=()):
+        self.stream = WanVAEStream(vae, tile=tile, overlap=overlap)
+        self.stream.load(latent_h, latent_w, decode=True, with_models=with_models)
+        w, h = latent_w * WanVAEStream.SPATIAL, latent_h * WanVAEStream.SPATIAL
+        if filename_prefix is None:
+            self.writer, self.ui = temp_writer(w, h, fps, name), None
+        else:
+            self.writer, self.ui = output_writer(filename_prefix, w, h, fps)
+        self.color_match, self.color_reference = color_match, color_reference
+        self.last = None
+
+    def add(self, blocks):
+        """Decode the next latent blocks [1, 48, k, h, w] (in order) and append their frames."""
+        frames = self.stream.decode(blocks)
+        if self.color_match != "off":
+            if self.color_reference is None:        # frame 0 decodes the anchor: your image
+                self.color_reference = frames[:1]
+            frames = match_color(frames, self.color_reference, self.color_match)
+        self.writer.write(frames)
+        self.last = frames[-1:]
+        return frames
+
+    def preview(self, max_size: int = 512):
+        """The last finished frame, as ComfyUI's progress bar takes a preview."""
+        if self.last is None:
+            return None
+        arr = (self.last[0].clamp(0, 1) * 255).byte().cpu().numpy()
+        return ("JPEG", Image.fromarray(arr), max_size)
+
+    def finish(self):
+        """Close the file under its final name; the VIDEO backed by it."""
+        return video(self.writer.close())
+
+    def abort(self) -> None:
+        self.writer.abort()

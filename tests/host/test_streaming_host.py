@@ -1,0 +1,100 @@
+"""Stage II streams its video: each segment decoded as soon as it is final and appended to a file
+in ComfyUI's temp folder, which core's Save Video then names and keeps."""
+import threading
+import time
+
+import av
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from swift_batch.client import PromptError, output_files
+
+from .graphs import pipeline
+
+
+def stream_graph(name, steps2=30, length=33, m=3):
+    g = pipeline(stage2="stage2_96", steps2=steps2, length=length, m=m, n=1, save_name=name,
+                 prefix=f"{name}/decoder", compare=False)
+    g["12"]["inputs"].update(vae=["4", 0], frame_rate=16.0, tile_size=1024, overlap=64,
+                             color_match="off")
+    g["13"]["inputs"]["save_video"] = False
+    g["70"] = {"class_type": "SaveVideo", "inputs": {"video": ["12", 1],
+                                                     "filename_prefix": f"{name}/video",
+                                                     "format": "auto", "codec": "auto"}}
+    return g
+
+
+def decodable_frames(path):
+    try:
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    except Exception:                       # not a complete fragment yet
+        return []
+
+
+def luma_psnr(a, b):
+    """PSNR of the luma (BT.601) of two RGB frames: 4:2:0 video keeps luma at full resolution,
+    while the random VAE's noise-like colours lose most of their chroma (about 13 dB in RGB)."""
+    w = np.array([0.299, 0.587, 0.114])
+    mse = float(np.mean((a.astype(np.float64) @ w - b.astype(np.float64) @ w) ** 2))
+    return 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
+
+
+def test_video_grows_while_stage2_runs_and_equals_the_decoder(client, server):
+    temp = server.workdir / "temp" / "temp"          # ComfyUI: <--temp-directory>/temp
+    before = set(temp.glob("swifti2v_*"))
+    seen, done = [], threading.Event()
+
+    def poll():
+        while not done.is_set():
+            for p in set(temp.glob("swifti2v_stage2_*.part.mp4")) - before:
+                size = p.stat().st_size if p.exists() else 0
+                seen.append((p.name, size, len(decodable_frames(p)), time.monotonic()))
+            time.sleep(0.05)
+
+    t = threading.Thread(target=poll, daemon=True)
+    t.start()
+    try:
+        entry = client.run(stream_graph("stream"), timeout=900)
+    finally:
+        done.set()
+        t.join()
+    names = {n for n, *_ in seen}
+    assert len(names) == 1, names                   # one growing file, under a temp name
+    sizes = [s for _, s, _, _ in seen]
+    assert len(set(sizes)) >= 3 and sizes == sorted(sizes), sizes   # it grew, step by step
+    # frames of the first segment (frame 0 + 3 blocks = 13 frames) were readable mid-run
+    assert max(f for _, _, f, _ in seen) >= 13
+    assert not list(temp.glob("swifti2v_*.part.mp4"))          # renamed when complete
+    (video,) = [f for f in output_files(entry) if f["filename"].endswith(".mp4")
+                and f["subfolder"] == "stream"]
+    frames = decodable_frames(server.output / video["subfolder"] / video["filename"])
+    assert len(frames) == 33 and frames[0].shape == (64, 64, 3)
+    ref = load_file(str(server.output / "swifti2v_test" / "stream.safetensors"))["images"]
+    ref = (ref.clamp(0, 1) * 255).round().byte().numpy()
+    assert ref.shape == (33, 64, 64, 3)
+    # same frames as the Segment Decoder on the same latent, within what x264 (crf 17) allows on
+    # the random VAE's busy pictures (measured: 37.9 dB luma at worst); a one-frame shift is far
+    # below (measured: 16 dB at best), so the comparison can fail
+    assert min(luma_psnr(a, b) for a, b in zip(frames, ref)) > 32.0
+    assert max(luma_psnr(a, b) for a, b in zip(frames[:-1], ref[1:])) < 25.0
+
+
+def test_cancel_while_streaming_leaves_no_file(client, server):
+    temp = server.workdir / "temp" / "temp"          # ComfyUI: <--temp-directory>/temp
+    before = set(temp.glob("swifti2v_*"))
+    fired = threading.Event()
+
+    def on_event(kind, data):
+        if kind == "progress" and data.get("node") == "12" and data.get("value", 0) >= 40 \
+                and not fired.is_set():
+            fired.set()
+            client.interrupt()
+
+    with pytest.raises(PromptError, match="interrupted"):
+        client.run(stream_graph("stream_cancel", steps2=100), on_event=on_event, timeout=900)
+    assert fired.is_set()
+    assert set(temp.glob("swifti2v_*")) == before                    # no temp file behind
+    folder = server.output / "stream_cancel"
+    assert not folder.exists() or list(folder.iterdir()) == []       # nothing under a final name
