@@ -111,13 +111,46 @@ class ComfyStage2:
         self.cfg = WanDiTConfig(dim=size["dim"], heads=size["dim"] // 128, ffn=size["ffn"],
                                 layers=size["layers"], in_channels=96, text_len=size["text"])
 
+        self.vae, self.evictions = None, []
+
+    def stream_with(self, vae, tile: int) -> None:
+        """Decode every segment inside Stage II, as the sampler does with its VAE connected."""
+        self.vae, self.tile = vae, tile
+
+    def dit_resident(self) -> bool:
+        import comfy.model_management as mm
+        loaded = [lm.model for lm in mm.current_loaded_models]
+        return any(m is self.model or m.is_clone(self.model) for m in loaded if m is not None) \
+            and self.model.loaded_size() > 0
+
     def run(self, context, noise, reference, m, n, steps, callback):
         cond = [[context, {}]]          # the noise is the node's own: seeded from ``seed``
-        return self.host.csg.run_stage2(self.model, cond, cond, reference, reference[:, :, :1],
-                                        seed=0, steps=steps, cfg=1.0, sampler_name="euler",
-                                        scheduler="simple", m=m, n=n, rope="window",
-                                        mode="swifti2v", denoise=1.0,
-                                        on_segment=lambda seg, blocks: callback())
+        stream = None
+        if self.vae is not None:
+            stream = self.host.streaming.SegmentStreamer(
+                self.vae, reference.shape[3], reference.shape[4], 16.0, tile=self.tile,
+                name="bench_stage2", with_models=[self.model])
+            stream.add(reference[:, :, :1])
+
+        def on_segment(seg, blocks):
+            if stream is not None:
+                stream.add(blocks)
+                # the memory rule: the DiT stays loaded while the VAE decodes each segment
+                self.evictions.append(not self.dit_resident())
+            callback()
+
+        try:
+            out = self.host.csg.run_stage2(self.model, cond, cond, reference, reference[:, :, :1],
+                                           seed=0, steps=steps, cfg=1.0, sampler_name="euler",
+                                           scheduler="simple", m=m, n=n, rope="window",
+                                           mode="swifti2v", denoise=1.0, on_segment=on_segment)
+            if stream is not None:
+                stream.finish()
+            return out
+        except BaseException:
+            if stream is not None:
+                stream.abort()
+            raise
 
 
 def run_csg(stage2, size, frames, m, n, steps, meter, repeats):
@@ -183,10 +216,12 @@ def load_pack():
     import importlib
     importlib.import_module("swifti2v_pack.nodes.bridge.csg")
     importlib.import_module("swifti2v_pack.nodes.bridge.vae_stream")
+    importlib.import_module("swifti2v_pack.nodes.bridge.streaming")
     return importlib.import_module("swifti2v_pack.nodes.bridge")
 
 
-def run_vae(host, size, frames, tile, meter):
+def random_wan22_vae():
+    """The full-size Wan 2.2 VAE with random bf16 weights, loaded by ComfyUI."""
     import comfy.ldm.wan.vae2_2 as wan22_vae
     import comfy.sd
 
@@ -196,7 +231,11 @@ def run_vae(host, size, frames, tile, meter):
     sd = random_state(meta(wan22_vae.WanVAE, dim=160, z_dim=48, dim_mult=[1, 2, 4, 4],
                            num_res_blocks=2, attn_scales=[],
                            temperal_downsample=[False, True, True]), 5, dtype=torch.bfloat16)
-    vae = comfy.sd.VAE(sd=sd)
+    return comfy.sd.VAE(sd=sd)
+
+
+def run_vae(host, size, frames, tile, meter):
+    vae = random_wan22_vae()
     lh, lw = size["vae_latent"]
     blocks = latent_blocks(frames)
     latent = torch.randn(1, 48, blocks, lh, lw, generator=torch.Generator().manual_seed(1))
@@ -229,6 +268,9 @@ def main(argv=None):
                     help="cap GPU memory (set_per_process_memory_fraction), e.g. 24")
     ap.add_argument("--vae-tile", type=int, default=64)
     ap.add_argument("--skip-vae", action="store_true")
+    ap.add_argument("--stream", action="store_true",
+                    help="decode every segment inside Stage II (the sampler with its VAE) and "
+                         "report whether the DiT was evicted while the VAE decoded")
     ap.add_argument("--adapter", choices=["comfy", "diffusers"],
                     default="comfy" if os.environ.get("COMFYUI_PATH") else "diffusers")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "gpu_stage2.json")
@@ -246,6 +288,8 @@ def main(argv=None):
         if host is None:
             sys.exit("--adapter comfy needs COMFYUI_PATH (a ComfyUI checkout)")
         stage2 = ComfyStage2(size, host)
+        if a.stream:
+            stage2.stream_with(random_wan22_vae(), a.vae_tile)
     else:
         stage2 = DiffusersStage2(size, a.device, dtype)
     results = {"size": a.size, "device": a.device, "steps": a.steps, "cap_gb": a.cap_gb,
@@ -259,6 +303,11 @@ def main(argv=None):
         r["config"] = label
         results["dit"].append(r)
         print(json.dumps(r), flush=True)
+    if a.stream and a.adapter == "comfy":
+        results["dit_evicted_segments"] = sum(stage2.evictions)
+        results["streamed_segments"] = len(stage2.evictions)
+        print(f"streaming: the DiT was evicted while the VAE decoded in "
+              f"{sum(stage2.evictions)} of {len(stage2.evictions)} segments (rule: 0)", flush=True)
     del stage2
     if host is not None and not a.skip_vae:
         for frames in (size["vae_frames"],):

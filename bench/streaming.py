@@ -75,7 +75,9 @@ def run(frames: int, streaming: bool) -> dict:
         warm["12"]["inputs"]["steps"] = 1
         client.run(warm, timeout=1800)
         temp = srv.workdir / "temp" / "temp"
-        pattern = "swifti2v_stage2_*.part.mp4" if streaming else "swifti2v_decoder_*.part.mp4"
+        # the growing file (*.part.mp4), and the same file once renamed when complete
+        pattern = "swifti2v_stage2_*.mp4" if streaming else "swifti2v_decoder_*.mp4"
+        old = set(temp.glob(pattern))
         first_segment = 1 + 4 * M
         marks, done = {}, threading.Event()
 
@@ -85,7 +87,7 @@ def run(frames: int, streaming: bool) -> dict:
 
         def poll():
             while not done.is_set():
-                for p in temp.glob(pattern):
+                for p in set(temp.glob(pattern)) - old:
                     if "first" not in marks and frames_in(p) >= first_segment:
                         marks["first"] = time.monotonic()
                 time.sleep(0.02)
@@ -97,10 +99,11 @@ def run(frames: int, streaming: bool) -> dict:
         done.set()
         t.join()
         total = marks["end"] - marks["start"]
-        return {"frames": frames, "streaming": streaming, "total_s": total,
-                "first_s": marks["first"] - marks["start"],
-                "first_fraction": (marks["first"] - marks["start"]) / total,
-                "peak_rss_mib": vm_hwm_mib(srv.proc.pid)}
+        first = marks.get("first", marks["end"]) - marks["start"]
+        r = {"frames": frames, "streaming": streaming, "total_s": total, "first_s": first,
+             "first_fraction": first / total, "peak_rss_mib": vm_hwm_mib(srv.proc.pid)}
+        print(r, flush=True)
+        return r
     finally:
         srv.stop()
 

@@ -38,7 +38,7 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
                                  tooltip="Also output all frames as IMAGE. Off: only the last "
                                          "frame is output, so host RAM stays bounded."),
                 io.Combo.Input("color_match", options=list(COLOR_MATCH), default="off",
-                               tooltip="lab: give every frame the colour statistics (L*a*b* mean "
+                               optional=True, tooltip="lab: give every frame the colour statistics (L*a*b* mean "
                                        "and spread) of the input image (or of frame 0, which "
                                        "decodes it), against the colour drift of Wan 2.2 TI2V "
                                        "5B."),

@@ -55,9 +55,10 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
                                      "segment is decoded as soon as it is final and appended to "
                                      "the video (the VIDEO output: connect it to Save Video)."),
                 io.Float.Input("frame_rate", default=16.0, min=1.0, max=120.0, step=1.0,
-                               tooltip="Frames per second of the VIDEO (Wan: 16)."),
-                *tile_inputs(),
+                               optional=True, tooltip="Frames per second of the VIDEO (Wan: 16)."),
+                *tile_inputs(optional=True),
                 io.Combo.Input("color_match", options=list(COLOR_MATCH), default="off",
+                               optional=True,
                                tooltip="lab: give every frame the colour statistics (L*a*b* mean "
                                        "and spread) of frame 0, your image, against the colour "
                                        "drift of Wan 2.2 TI2V 5B."),

@@ -112,6 +112,23 @@ def node(id, type, pos, size, widgets=None, links=None, title=None, model=None, 
             "links": links or {}, "title": title, "model": model, "color": color}
 
 
+def common_inputs(s1x: int, vae_y: int, clip_y: int) -> list[dict]:
+    """Stage I VAE, text encoder, your image and the two prompts, shared by the templates."""
+    return [
+        node(3, "VAELoader", [s1x, vae_y], [380, 58], {"vae_name": MODELS["vae1"][0]},
+             title="Load Stage I VAE (Wan 2.1)", model="vae1"),
+        node(4, "CLIPLoader", [s1x, clip_y], [380, 106],
+             {"clip_name": MODELS["text"][0], "type": "wan", "device": "default"},
+             title="Load text encoder (umt5-xxl)", model="text"),
+        node(6, "LoadImage", [460, 80], [340, 360], {"image": "example.png"},
+             title="Your image (high resolution)"),
+        node(7, "CLIPTextEncode", [460, 480], [420, 160], {"text": PROMPT}, {"clip": (4, 0)},
+             title="Positive Prompt", color="#232"),
+        node(8, "CLIPTextEncode", [460, 680], [420, 130], {"text": NEGATIVE}, {"clip": (4, 0)},
+             title="Negative Prompt", color="#322"),
+    ]
+
+
 def stage2_nodes(s2x: int, low_res: tuple, image: tuple, prompts: tuple, size_from=None):
     """Stage II, shared by the templates: loaders, Reference Builder, the CSG sampler streaming
     its video (decoded segment by segment while it runs), core's Save Video."""
@@ -149,19 +166,9 @@ def graph_2k() -> list[dict]:
         node(2, "LoraLoaderModelOnly", [s1x, 200], [380, 82],
              {"lora_name": MODELS["lora"][0], "strength_model": 1.0}, {"model": (1, 0)},
              title="LightX2V 4-step LoRA", model="lora"),
-        node(3, "VAELoader", [s1x, 320], [380, 58], {"vae_name": MODELS["vae1"][0]},
-             title="Load Stage I VAE (Wan 2.1)", model="vae1"),
-        node(4, "CLIPLoader", [s1x, 420], [380, 106],
-             {"clip_name": MODELS["text"][0], "type": "wan", "device": "default"},
-             title="Load text encoder (umt5-xxl)", model="text"),
+        *common_inputs(s1x, 320, 420),
         node(5, "CLIPVisionLoader", [s1x, 570], [380, 58], {"clip_name": MODELS["clipv"][0]},
              title="Load CLIP Vision (clip_vision_h)", model="clipv"),
-        node(6, "LoadImage", [460, 80], [340, 360], {"image": "example.png"},
-             title="Your image (high resolution)"),
-        node(7, "CLIPTextEncode", [460, 480], [420, 160], {"text": PROMPT}, {"clip": (4, 0)},
-             title="Positive Prompt", color="#232"),
-        node(8, "CLIPTextEncode", [460, 680], [420, 130], {"text": NEGATIVE}, {"clip": (4, 0)},
-             title="Negative Prompt", color="#322"),
         node(9, "CLIPVisionEncode", [460, 860], [300, 78], {"crop": "none"},
              {"clip_vision": (5, 0), "image": (6, 0)}),
         node(10, "SwiftI2VStage1Sampler", [940, 80], [400, 400],
@@ -193,17 +200,7 @@ def graph_a14b() -> list[dict]:
              {"model": (a + 3, 0)}),
         node(a + 6, "ModelSamplingSD3", [s1x, 640], [300, 58], {"shift": 5.0},
              {"model": (a + 4, 0)}),
-        node(3, "VAELoader", [s1x, 740], [380, 58], {"vae_name": MODELS["vae1"][0]},
-             title="Load Stage I VAE (Wan 2.1)", model="vae1"),
-        node(4, "CLIPLoader", [s1x, 840], [380, 106],
-             {"clip_name": MODELS["text"][0], "type": "wan", "device": "default"},
-             title="Load text encoder (umt5-xxl)", model="text"),
-        node(6, "LoadImage", [460, 80], [340, 360], {"image": "example.png"},
-             title="Your image (high resolution)"),
-        node(7, "CLIPTextEncode", [460, 480], [420, 160], {"text": PROMPT}, {"clip": (4, 0)},
-             title="Positive Prompt", color="#232"),
-        node(8, "CLIPTextEncode", [460, 680], [420, 130], {"text": NEGATIVE}, {"clip": (4, 0)},
-             title="Negative Prompt", color="#322"),
+        *common_inputs(s1x, 740, 840),
         node(a + 7, "WanImageToVideo", [940, 80], [340, 210],
              {"width": 640, "height": 352, "length": 81, "batch_size": 1},
              {"positive": (7, 0), "negative": (8, 0), "vae": (3, 0), "start_image": (6, 0)},
