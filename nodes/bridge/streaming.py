@@ -9,6 +9,7 @@ segment. Where both do not fit, ComfyUI's own partial loading offloads weights a
 """
 from __future__ import annotations
 
+import torch
 from PIL import Image
 
 from ...swift_core.color import match_color
@@ -31,15 +32,20 @@ class SegmentStreamer:
         self.last = None
 
     def add(self, blocks):
-        """Decode the next latent blocks [1, 48, k, h, w] (in order) and append their frames."""
-        frames = self.stream.decode(blocks)
-        if self.color_match != "off":
-            if self.color_reference is None:        # frame 0 decodes the anchor: your image
-                self.color_reference = frames[:1]
-            frames = match_color(frames, self.color_reference, self.color_match)
-        self.writer.write(frames)
-        self.last = frames[-1:]
-        return frames
+        """Decode the next latent blocks [1, 48, k, h, w] (in order) and append their frames,
+        block by block: an mp4 fragment's last frame is readable once the next frame is written,
+        so each block follows as soon as it is decoded."""
+        out = []
+        for i in range(blocks.shape[2]):
+            frames = self.stream.decode(blocks[:, :, i:i + 1])
+            if self.color_match != "off":
+                if self.color_reference is None:    # frame 0 decodes the anchor: your image
+                    self.color_reference = frames[:1]
+                frames = match_color(frames, self.color_reference, self.color_match)
+            self.writer.write(frames, keyframe=i == 0)
+            out.append(frames)
+        self.last = out[-1][-1:]
+        return out[0] if len(out) == 1 else torch.cat(out)
 
     def preview(self, max_size: int = 512):
         """The last finished frame, as ComfyUI's progress bar takes a preview."""
