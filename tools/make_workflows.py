@@ -180,6 +180,19 @@ def graph_2k() -> list[dict]:
     ]
 
 
+def expert(id: int, y: int, *, high: bool, model, latent, cond: int) -> dict:
+    """One of Wan 2.2 A14B's experts: the high-noise one takes steps 0-2 and leaves its noise, the
+    low-noise one finishes steps 2-4 (core's two-KSamplerAdvanced recipe)."""
+    return node(id, "KSamplerAdvanced", [940, y], [340, 330],
+                {"add_noise": "enable" if high else "disable", "noise_seed": 42, "steps": 4,
+                 "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple",
+                 "start_at_step": 0 if high else 2, "end_at_step": 2 if high else 10000,
+                 "return_with_leftover_noise": "enable" if high else "disable"},
+                {"model": model, "positive": (cond, 0), "negative": (cond, 1),
+                 "latent_image": latent},
+                title="High-noise expert: steps 0-2" if high else "Low-noise expert: steps 2-4")
+
+
 def graph_a14b() -> list[dict]:
     s1x, s2x = 40, 1480
     a = 20                                 # ids of the core Stage I nodes
@@ -205,18 +218,8 @@ def graph_a14b() -> list[dict]:
              {"width": 640, "height": 352, "length": 81, "batch_size": 1},
              {"positive": (7, 0), "negative": (8, 0), "vae": (3, 0), "start_image": (6, 0)},
              title="Stage I size: W/4 x H/4"),
-        node(a + 8, "KSamplerAdvanced", [940, 330], [340, 330],
-             {"add_noise": "enable", "noise_seed": 42, "steps": 4, "cfg": 1.0,
-              "sampler_name": "euler", "scheduler": "simple", "start_at_step": 0,
-              "end_at_step": 2, "return_with_leftover_noise": "enable"},
-             {"model": (a + 5, 0), "positive": (a + 7, 0), "negative": (a + 7, 1),
-              "latent_image": (a + 7, 2)}, title="High-noise expert: steps 0-2"),
-        node(a + 9, "KSamplerAdvanced", [940, 700], [340, 330],
-             {"add_noise": "disable", "noise_seed": 42, "steps": 4, "cfg": 1.0,
-              "sampler_name": "euler", "scheduler": "simple", "start_at_step": 2,
-              "end_at_step": 10000, "return_with_leftover_noise": "disable"},
-             {"model": (a + 6, 0), "positive": (a + 7, 0), "negative": (a + 7, 1),
-              "latent_image": (a + 8, 0)}, title="Low-noise expert: steps 2-4"),
+        expert(a + 8, 330, high=True, model=(a + 5, 0), latent=(a + 7, 2), cond=a + 7),
+        expert(a + 9, 700, high=False, model=(a + 6, 0), latent=(a + 8, 0), cond=a + 7),
         node(a + 10, "VAEDecode", [940, 1070], [220, 46], {}, {"samples": (a + 9, 0), "vae": (3, 0)}),
         *stage2_nodes(s2x, (a + 10, 0), (6, 0), ((7, 0), (8, 0))),
     ]
