@@ -128,7 +128,7 @@ class ComfyStage2:
         stream = None
         if self.vae is not None:
             stream = self.host.streaming.SegmentStreamer(
-                self.vae, reference.shape[3], reference.shape[4], 16.0, tile=self.tile,
+                self.vae, reference.shape[3], reference.shape[4], 16.0, tile_px=self.tile * 16,
                 name="bench_stage2", with_models=[self.model])
             stream.add(reference[:, :, :1])
 
@@ -239,7 +239,7 @@ def run_vae(host, size, frames, tile, meter):
     lh, lw = size["vae_latent"]
     blocks = latent_blocks(frames)
     latent = torch.randn(1, 48, blocks, lh, lw, generator=torch.Generator().manual_seed(1))
-    stream = host.vae_stream.WanVAEStream(vae, tile=tile)
+    stream = host.vae_stream.WanVAEStream(vae, tile_px=tile * 16)   # --vae-tile: latent units
     stream.load(lh, lw, decode=True)
     per = []
     meter.reset()

@@ -67,7 +67,7 @@ class SwiftI2VHybridReference(io.ComfyNode):
             inputs=f"width={size.width}, height={size.height}, blocks_per_chunk={blocks_per_chunk}",
             what=f"building {4 * blocks_per_chunk + 1} frames of {size.width}x{size.height} at once",
             advice="lower blocks_per_chunk or the size")
-        stream = vae_stream.WanVAEStream(vae, tile=tile_size // 16, overlap=overlap // 16)
+        stream = vae_stream.WanVAEStream(vae, tile_px=tile_size, overlap_px=overlap)
         stream.load(size.height // 16, size.width // 16, decode=False)
         pbar = progress.progress_bar(len(hybrid_chunks(size.frames, blocks_per_chunk)))
         chunks = []

@@ -102,7 +102,7 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
         stream = None
         if vae is not None:         # decode each segment as soon as it is final
             stream = streaming.SegmentStreamer(vae, ref.shape[3], ref.shape[4], frame_rate,
-                                               tile=tile_size // 16, overlap=overlap // 16,
+                                               tile_px=tile_size, overlap_px=overlap,
                                                color_match=color_match,
                                                name="swifti2v_stage2", with_models=[model])
 

@@ -18,9 +18,13 @@ def _lab(frames: torch.Tensor) -> torch.Tensor:
     return kornia.color.rgb_to_lab(frames[..., :3].movedim(-1, 1).float().clamp(0, 1))
 
 
-def lab_stats(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    lab = _lab(frames)
+def _stats(lab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame, per-channel mean and standard deviation of L*a*b* [N, 3, H, W]."""
     return lab.mean(dim=(2, 3), keepdim=True), lab.std(dim=(2, 3), keepdim=True)
+
+
+def lab_stats(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return _stats(_lab(frames))
 
 
 def match_color(frames: torch.Tensor, reference: torch.Tensor, method: str = "lab",
@@ -35,7 +39,7 @@ def match_color(frames: torch.Tensor, reference: torch.Tensor, method: str = "la
         return frames
     ref_mean, ref_std = lab_stats(reference[:1])
     lab = _lab(frames)
-    mean, std = lab.mean(dim=(2, 3), keepdim=True), lab.std(dim=(2, 3), keepdim=True)
+    mean, std = _stats(lab)
     matched = (lab - mean) / std.clamp_min(1e-5) * ref_std + ref_mean
     lab = lab + strength * (matched - lab)
     rgb = kornia.color.lab_to_rgb(lab, clip=True).movedim(1, -1)

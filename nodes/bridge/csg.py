@@ -76,8 +76,7 @@ def run_stage2(model, positive, negative, reference, anchor, *, seed: int, steps
         latent[:, :, cur] = x[:, :, len(seg.context):].to(latent)
         if on_segment is not None:
             on_segment(seg, latent[:, :, cur])
-    latent[:, :, :1] = anchor
-    return latent
+    return latent                     # block 0 is never a segment's: still the anchor
 
 
 def sample_window(model, positive, negative, cfg, sampler, sigmas, latent, reference, noise,

@@ -16,6 +16,7 @@ from ...swift_core.memory import (WanDiTConfig, check_fits, frames_bytes, max_wi
                                   window_activation_bytes)
 from .checks import as_input_error, diffusion_model
 
+
 def check_host_fits(need_bytes: int, **message) -> None:
     """Refuse what would not fit the host RAM free now (ComfyUI's own figure)."""
     free = int(mm.get_free_memory(torch.device("cpu")))

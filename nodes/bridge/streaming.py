@@ -18,10 +18,10 @@ from .video_file import output_writer, temp_writer, video
 
 
 class SegmentStreamer:
-    def __init__(self, vae, latent_h: int, latent_w: int, fps: float, *, tile: int = 0,
-                 overlap: int = 4, color_match: str = "off", color_reference=None,
+    def __init__(self, vae, latent_h: int, latent_w: int, fps: float, *, tile_px: int = 0,
+                 overlap_px: int = 64, color_match: str = "off", color_reference=None,
                  filename_prefix: str | None = None, name: str = "swifti2v", with_models=()):
-        self.stream = WanVAEStream(vae, tile=tile, overlap=overlap)
+        self.stream = WanVAEStream(vae, tile_px=tile_px, overlap_px=overlap_px)
         self.stream.load(latent_h, latent_w, decode=True, with_models=with_models)
         w, h = latent_w * WanVAEStream.SPATIAL, latent_h * WanVAEStream.SPATIAL
         if filename_prefix is None:

@@ -15,21 +15,21 @@ class WanVAEStream:
 
     ComfyUI clears the VAE's causal feature cache at every encode/decode call; this keeps one
     cache per spatial tile across calls, so time-chunked encoding/decoding equals one-shot
-    encoding/decoding while only one block of frames is on the device at a time. Tiles are in
-    latent units (``tile`` 0 = whole frame) and blended linearly over ``overlap``.
+    encoding/decoding while only one block of frames is on the device at a time. Tiles are given
+    in pixels like core's tiled VAE nodes (``tile_px`` 0 = whole frame; multiples of 16, one latent
+    unit) and blended linearly over ``overlap_px``; internally they are latent units.
     """
 
     SPATIAL = 16
 
-    def __init__(self, vae, tile: int = 0, overlap: int = 4):
+    def __init__(self, vae, tile_px: int = 0, overlap_px: int = 64):
         check_stage2_vae(vae)
         self.vae, self.net = vae, vae.first_stage_model
-        self.tile, self.overlap = tile, overlap
+        self.tile, self.overlap = tile_px // self.SPATIAL, overlap_px // self.SPATIAL
         self.enc_caches: dict = {}
         self.dec_caches: dict = {}
         self.frames_in = 0
 
-    # loading: ask ComfyUI for one block of one tile, not the whole video
     def load(self, latent_h: int, latent_w: int, decode: bool, with_models=()) -> None:
         """Ask ComfyUI for one block of one tile, not the whole video. ``with_models`` (the
         Stage II model when streaming) are loaded in the same call, so neither evicts the other."""

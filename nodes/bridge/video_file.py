@@ -2,8 +2,9 @@
 
 The mp4 is fragmented at every frame and flushed packet by packet, with x264's ``zerolatency``
 tuning (no frames held back): each finished segment is readable from the file at once, while the
-run goes on; every segment starts on a keyframe, so a reader can seek to it. It is written under a temporary name and renamed when complete; ``abort()`` removes it, so a
-cancelled run leaves no file under a final name and no temp file behind.
+run goes on; every segment starts on a keyframe, so a reader can seek to it. It is written
+under a temporary name and renamed when complete; ``abort()`` removes it, so a cancelled run
+leaves no file under a final name and no temp file behind.
 """
 from __future__ import annotations
 
