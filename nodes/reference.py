@@ -1,5 +1,4 @@
 """SwiftI2V Hybrid Reference Builder: upsampled Stage I frames + the input image -> latents."""
-import torch
 from comfy_api.latest import io
 
 from ..swift_core import check_size_input, hybrid_chunks, iter_hybrid_reference, size_from_image
@@ -67,14 +66,10 @@ class SwiftI2VHybridReference(io.ComfyNode):
             inputs=f"width={size.width}, height={size.height}, blocks_per_chunk={blocks_per_chunk}",
             what=f"building {4 * blocks_per_chunk + 1} frames of {size.width}x{size.height} at once",
             advice="lower blocks_per_chunk or the size")
-        stream = vae_stream.WanVAEStream(vae, tile_px=tile_size, overlap_px=overlap)
-        stream.load(size.height // 16, size.width // 16, decode=False)
         pbar = progress.progress_bar(len(hybrid_chunks(size.frames, blocks_per_chunk)))
-        chunks = []
-        for i, chunk in enumerate(iter_hybrid_reference(
-                low_res, image, size.width, size.height, method=upscale_method,
-                blocks_per_chunk=blocks_per_chunk, crop=crop)):
-            chunks.append(stream.encode(chunk))
-            pbar.update_absolute(i + 1)               # also stops here on Cancel
-        reference = torch.cat(chunks, dim=2)
+        chunks = iter_hybrid_reference(low_res, image, size.width, size.height,
+                                       method=upscale_method, blocks_per_chunk=blocks_per_chunk,
+                                       crop=crop)
+        reference = vae_stream.encode_chunks(vae, chunks, size.height // 16, size.width // 16,
+                                             tile_size, overlap, pbar.update_absolute)
         return io.NodeOutput({"samples": reference})

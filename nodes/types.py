@@ -5,6 +5,9 @@ from ..swift_core.sizes import check_bounds
 
 CATEGORY = "SwiftI2V"
 
+#: What the Stage Transition node tells the Sample Writer: s, k, seed, synthesized or not.
+TransitionInfo = io.Custom("SWIFTI2V_TRANSITION")
+
 
 def first_error(*checks):
     """For ``validate_inputs``: True, or the message of the first failing check.

@@ -175,10 +175,10 @@ class ComfyClient:
 
 
 def output_files(history_entry: dict) -> list[dict]:
-    """Every file a finished prompt wrote to the output folder (videos and images)."""
+    """Every file a finished prompt wrote to the output folder (videos, images, samples)."""
     files = []
     for node_out in (history_entry.get("outputs") or {}).values():
-        for key in ("images", "gifs", "videos", "animated"):
+        for key in ("images", "gifs", "videos", "animated", "swifti2v_samples"):
             for item in node_out.get(key) or []:
                 if isinstance(item, dict) and item.get("type") == "output" and "filename" in item:
                     files.append(item)

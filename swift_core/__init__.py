@@ -1,4 +1,6 @@
 """swift_core: the SwiftI2V tensor library (plain torch; never imports ComfyUI)."""
+__version__ = "0.1.0"   # the pack's version (pyproject.toml), written into training samples
+
 from .adapters import diffusers_wan_denoiser, flow_denoised
 from .memory import (WAN21_I2V_14B, WAN22_TI2V_5B, WanDiTConfig, choose_m, max_window_blocks,
                      window_activation_bytes)
@@ -18,4 +20,5 @@ __all__ = [
     "max_window_blocks", "plan_segments", "resize_frames", "sample_csg", "sample_euler",
     "sample_steps", "size_from_image", "window_activation_bytes", "window_latent", "window_mask",
     "window_positions",
+    "__version__",
 ]

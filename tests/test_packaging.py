@@ -50,7 +50,7 @@ def test_requirements_are_runtime_only():
     reqs = [re.split(r"[<>=!~\[ ]", line.strip())[0].lower()
             for line in (ROOT / "requirements.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
-    assert set(reqs) == {"kornia"}
+    assert set(reqs) == {"kornia", "safetensors"}
     # every runtime dependency is imported by the pack's runtime code, and nothing else is needed
     runtime = set()
     for f in list((ROOT / "nodes").rglob("*.py")) + list((ROOT / "swift_core").rglob("*.py")):

@@ -54,6 +54,16 @@ def reference_latent(reference):
     return latent.float()
 
 
+def text_embedding(conditioning, name: str):
+    """The text embedding [L, D] of a CONDITIONING (its first entry), or an error naming it."""
+    ok = isinstance(conditioning, (list, tuple)) and len(conditioning) > 0
+    emb = conditioning[0][0] if ok else None
+    check(emb is not None and hasattr(emb, "ndim") and emb.ndim == 3 and emb.shape[0] == 1,
+          f"{name}: expected a CONDITIONING from a text encoder (one [1, L, D] embedding), got "
+          f"{None if emb is None else tuple(getattr(emb, 'shape', ()))}")
+    return emb[0]
+
+
 def vae_channels(vae) -> int:
     return int(getattr(vae, "latent_channels", 0))
 

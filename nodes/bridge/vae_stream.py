@@ -91,6 +91,20 @@ class WanVAEStream:
         return pix[0].movedim(0, -1)                                   # [n, H, W, 3]
 
 
+def encode_chunks(vae, chunks, latent_h: int, latent_w: int, tile_px: int, overlap_px: int,
+                  on_chunk=None) -> torch.Tensor:
+    """Encode IMAGE chunks (block-aligned, in order) into one raw latent, the causal state carried;
+    ``on_chunk(i)`` after each (a progress bar: it also stops there on Cancel)."""
+    stream = WanVAEStream(vae, tile_px=tile_px, overlap_px=overlap_px)
+    stream.load(latent_h, latent_w, decode=False)
+    out = []
+    for i, chunk in enumerate(chunks):
+        out.append(stream.encode(chunk))
+        if on_chunk is not None:
+            on_chunk(i + 1)
+    return torch.cat(out, dim=2)
+
+
 def vae_decode(vae, latent: torch.Tensor) -> torch.Tensor:
     """ComfyUI's own one-shot decode, as IMAGE frames [n, H, W, C]."""
     images = vae.decode(latent)

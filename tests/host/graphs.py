@@ -52,3 +52,43 @@ def pipeline(*, stage2="stage2_48", mode="auto", rope="window", cfg2=1.0, steps2
         saved["images_b"] = ["14", 0]
     g["15"] = {"class_type": "SwiftTestSaveTensors", "inputs": saved}
     return g
+
+
+def data_pipeline(*, video="panned.mp4", length=17, start=0, stride=0, max_clips=1, width=96,
+                  height=64, strength=0.1, steps=1, synthesize=True, seed=7, folder="data",
+                  dtype="float32", save_name=None, stage1_compare=False):
+    """Training data: Load Clips -> Stage Transition -> Sample Writer (tiny models)."""
+    g = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": TINY["stage1"],
+                                                     "weight_dtype": "default"}},
+        "3": {"class_type": "VAELoader", "inputs": {"vae_name": TINY["vae1"]}},
+        "4": {"class_type": "VAELoader", "inputs": {"vae_name": TINY["vae2"]}},
+        "5": {"class_type": "SwiftTestConditioning", "inputs": {"seed": 1}},
+        "6": {"class_type": "SwiftTestConditioning", "inputs": {"seed": 2}},
+        "20": {"class_type": "SwiftI2VLoadClips", "inputs": {
+            "video": video, "length": length, "start": start, "stride": stride,
+            "max_clips": max_clips}},
+        "21": {"class_type": "SwiftI2VStageTransition", "inputs": {
+            "model": ["1", 0], "positive": ["5", 0], "negative": ["6", 0], "vae": ["3", 0],
+            "clip": ["20", 0], "width": width, "height": height, "crop": "center",
+            "strength": strength, "steps": steps, "synthesize": synthesize, "seed": seed,
+            "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple"}},
+        "22": {"class_type": "SwiftI2VSampleWriter", "inputs": {
+            "clip": ["20", 0], "low_res": ["21", 0], "positive": ["5", 0], "vae": ["4", 0],
+            "width": ["21", 1], "height": ["21", 2], "crop": "center", "info": ["21", 3],
+            "start": ["20", 1], "name": ["20", 2], "folder": folder, "dtype": dtype,
+            "tile_size": 1024, "overlap": 64, "blocks_per_chunk": 1}},
+    }
+    if save_name:
+        saved = {"name": save_name, "images": ["21", 0]}
+        if stage1_compare:
+            g["23"] = {"class_type": "ImageFromBatch", "inputs": {
+                "image": ["20", 0], "batch_index": 0, "length": 1}}
+            g["10"] = {"class_type": "SwiftI2VStage1Sampler", "inputs": {
+                "model": ["1", 0], "positive": ["5", 0], "negative": ["6", 0], "vae": ["3", 0],
+                "image": ["23", 0], "width": width, "height": height, "crop": "center",
+                "length": length, "seed": seed, "steps": steps, "cfg": 1.0,
+                "sampler_name": "euler", "scheduler": "simple"}}
+            saved["images_b"] = ["10", 0]
+        g["15"] = {"class_type": "SwiftTestSaveTensors", "inputs": saved}
+    return g

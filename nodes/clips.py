@@ -1,0 +1,79 @@
+"""SwiftI2V Load Clips: clips of 4k+1 frames cut from a video in ComfyUI's input folder."""
+import os
+
+from comfy_api.latest import io
+
+from ..swift_core import check_frames
+from ..swift_core.memory import frames_bytes
+from ..swift_core.transition import clip_starts, frames_needed
+from .bridge import checks, fits, video_read
+from .types import CATEGORY, validate
+
+
+class SwiftI2VLoadClips(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="SwiftI2VLoadClips",
+            display_name="SwiftI2V Load Clips (training data)",
+            category=f"{CATEGORY}/training",
+            description="Decodes a video from ComfyUI's input folder and cuts clips of `length` "
+                        "frames (4k+1) at start, start + stride, ... Outputs them as a list: the "
+                        "nodes after it run once per clip. Only the frames needed are decoded.",
+            inputs=[
+                io.Combo.Input("video", options=video_read.video_files(), upload=io.UploadType.video,
+                               tooltip="A video in ComfyUI's input folder (upload or pick)."),
+                io.Int.Input("length", default=81, min=5, max=1025, step=4,
+                             tooltip="Frames per clip, 4k+1 (paper: 81)."),
+                io.Int.Input("start", default=0, min=0, max=1_000_000,
+                             tooltip="First frame of the first clip."),
+                io.Int.Input("stride", default=0, min=0, max=1_000_000,
+                             tooltip="Frames from one clip's start to the next (0 = back to back: "
+                                     "the clip length)."),
+                io.Int.Input("max_clips", default=1, min=1, max=1000,
+                             tooltip="At most this many clips; only those wholly inside the video "
+                                     "are cut. All are held in RAM at once."),
+            ],
+            outputs=[
+                io.Image.Output("clips", display_name="clips", is_output_list=True,
+                                tooltip="The clips, one IMAGE batch of `length` frames each."),
+                io.Int.Output("starts", display_name="start", is_output_list=True,
+                              tooltip="Each clip's first frame in the video."),
+                io.String.Output("name", display_name="name",
+                                 tooltip="The video's file name without extension."),
+                io.Float.Output("fps", display_name="fps", tooltip="The video's frame rate."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, video=None, length=None, start=None, stride=None, max_clips=None):
+        def exists(name, input_name):
+            try:
+                video_read.input_path(name, input_name)
+            except checks.SwiftInputError as e:
+                raise ValueError(str(e)) from None
+        return validate(cls, {"length": length, "start": start, "stride": stride,
+                              "max_clips": max_clips},
+                        (exists, video, "video"), (check_frames, length, "length"))
+
+    @classmethod
+    def fingerprint_inputs(cls, video, **_):
+        try:
+            return os.path.getmtime(video_read.input_path(video))
+        except checks.SwiftInputError:
+            return float("nan")
+
+    @classmethod
+    def execute(cls, video, length, start, stride, max_clips) -> io.NodeOutput:
+        path = video_read.input_path(video)
+        count = frames_needed(length, start, stride, max_clips)
+        frames, fps = video_read.read_frames(path, count)
+        starts = checks.as_input_error(clip_starts, frames.shape[0], length, start, stride,
+                                       max_clips)
+        fits.check_host_fits(len(starts) * frames_bytes(length, frames.shape[2], frames.shape[1]),
+                             inputs=f"length={length}, max_clips={max_clips}",
+                             what=f"{len(starts)} clip(s) of {length} frames",
+                             advice="lower max_clips or length")
+        clips = [frames[s:s + length].float() / 255.0 for s in starts]
+        name = os.path.splitext(os.path.basename(path))[0]
+        return io.NodeOutput(clips, starts, name, fps)

@@ -1,0 +1,108 @@
+"""SwiftI2V Training Sample Writer: one Stage II training sample (x0, R, text) per clip."""
+import os
+import re
+
+from comfy_api.latest import io
+
+from .. import swift_core
+from ..swift_core import hybrid_chunks, iter_hybrid_reference, resize_frames, size_from_image
+from ..swift_core.memory import frames_bytes
+from ..swift_core.paths import check_prefix
+from ..swift_core.reference import check_low_res_aspect
+from ..swift_core.samples import DTYPES, write_sample
+from .bridge import checks, fits, progress, samples_dir, vae_stream
+from .types import CATEGORY, TransitionInfo, check_tile_px, size_inputs, tile_inputs, validate
+
+
+def check_name(name, input_name: str = "name") -> str:
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,199}", name):
+        raise ValueError(f"{input_name}={name!r}: must be a plain file name (letters, digits, "
+                         "'.', '_', '-', spaces; no '/' or '..'), e.g. 'clip_0001'")
+    return name
+
+
+class SwiftI2VSampleWriter(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="SwiftI2VSampleWriter",
+            display_name="SwiftI2V Training Sample Writer",
+            category=f"{CATEGORY}/training",
+            description="Writes one Stage II training sample: the clip's Wan 2.2 latent x0 (the "
+                        "target; block 0 is the anchor), the hybrid reference R built from the "
+                        "low-res clip exactly as at inference, and the caption's text embedding, "
+                        "to <output>/<folder>/<name>_<start>.safetensors (README: sample "
+                        "format). Encoded in time chunks with the VAE's causal state carried.",
+            is_output_node=True,
+            inputs=[
+                io.Image.Input("clip", tooltip="The ground-truth clip (Load Clips)."),
+                io.Image.Input("low_res", tooltip="The low-res clip: Stage Transition's output, "
+                                                  "or a plain downsample."),
+                io.Conditioning.Input("positive", tooltip="The caption's text embedding."),
+                io.Vae.Input("vae", tooltip="Stage II VAE: wan2.2_vae.safetensors."),
+                *size_inputs(),
+                TransitionInfo.Input("info", optional=True,
+                                     tooltip="From the Stage Transition node: s, k, seed."),
+                io.Int.Input("start", default=0, min=0, max=1_000_000,
+                             tooltip="The clip's first frame in its video (link Load Clips' "
+                                     "start); part of the file name."),
+                io.String.Input("name", default="clip", tooltip="Sample name (the source video's "
+                                                               "name: link Load Clips' name)."),
+                io.String.Input("folder", default="swifti2v_data",
+                                tooltip="Folder inside ComfyUI's output folder."),
+                io.Combo.Input("dtype", options=list(DTYPES), default="bfloat16",
+                               tooltip="Storage type of x0 and R (bfloat16 halves the files)."),
+                *tile_inputs(),
+                io.Int.Input("blocks_per_chunk", default=2, min=1, max=64,
+                             tooltip="Latent blocks encoded at once; bounds host RAM."),
+            ],
+            outputs=[],
+        )
+
+    @classmethod
+    def validate_inputs(cls, width=None, height=None, crop=None, start=None, name=None,
+                        folder=None, dtype=None, tile_size=None, overlap=None):
+        return validate(cls, {"width": width, "height": height, "crop": crop, "start": start,
+                              "dtype": dtype, "tile_size": tile_size, "overlap": overlap},
+                        (swift_core.check_size_input, width, "width"),
+                        (swift_core.check_size_input, height, "height"),
+                        (check_name, name, "name"), (check_prefix, folder, "folder"),
+                        (check_tile_px, tile_size, "tile_size"), (check_tile_px, overlap, "overlap"))
+
+    @classmethod
+    def execute(cls, clip, low_res, positive, vae, width, height, crop, start, name, folder,
+                dtype, tile_size, overlap, blocks_per_chunk, info=None) -> io.NodeOutput:
+        checks.check_image(clip, "clip")
+        checks.check_image(low_res, "low_res")
+        checks.as_input_error(check_name, name, "name")
+        target = samples_dir.sample_path(folder, f"{name}_{start:06d}.safetensors")
+        size = checks.as_input_error(size_from_image, clip.shape[2], clip.shape[1], width, height,
+                                     clip.shape[0], "clip frame count")
+        checks.check(low_res.shape[0] == clip.shape[0],
+                     f"low_res: {low_res.shape[0]} frames; the clip has {clip.shape[0]}")
+        checks.check_stage2_vae(vae)
+        checks.as_input_error(check_low_res_aspect, low_res.shape[2], low_res.shape[1],
+                              size.width, size.height, crop)
+        context = checks.text_embedding(positive, "positive")
+        fits.check_host_fits(
+            2 * frames_bytes(4 * blocks_per_chunk + 1, size.width, size.height),
+            inputs=f"width={size.width}, height={size.height}, blocks_per_chunk={blocks_per_chunk}",
+            what=f"building {4 * blocks_per_chunk + 1} frames of {size.width}x{size.height} at once",
+            advice="lower blocks_per_chunk or the size")
+        ranges = hybrid_chunks(size.frames, blocks_per_chunk)
+        pbar = progress.progress_bar(2 * len(ranges))
+        lh, lw = size.height // 16, size.width // 16
+        x0 = vae_stream.encode_chunks(
+            vae, (resize_frames(clip[a:b, ..., :3], size.width, size.height, crop=crop)
+                  for a, b in ranges), lh, lw, tile_size, overlap, pbar.update_absolute)
+        reference = vae_stream.encode_chunks(
+            vae, iter_hybrid_reference(low_res, clip[:1], size.width, size.height,
+                                       blocks_per_chunk=blocks_per_chunk, crop=crop),
+            lh, lw, tile_size, overlap, lambda i: pbar.update_absolute(len(ranges) + i))
+        info = info or {"strength": 0.0, "steps": 0, "seed": 0, "synthesized": False}
+        meta = {"width": size.width, "height": size.height, "frames": size.frames,
+                "strength": info["strength"], "steps": info["steps"], "seed": info["seed"],
+                "synthesized": str(bool(info["synthesized"])).lower(), "source": name,
+                "start": start, "pack_version": swift_core.__version__}
+        write_sample(target.path, x0[0], reference[0], context, meta, dtype=dtype)
+        return io.NodeOutput(ui={"swifti2v_samples": [target.ui]})

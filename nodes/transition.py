@@ -1,0 +1,98 @@
+"""SwiftI2V Stage Transition: a Stage-I-like low-res clip from a ground-truth clip (Eq. 12)."""
+from comfy_api.latest import io
+
+from ..swift_core import size_from_image
+from ..swift_core.reference import stage1_image
+from ..swift_core.transition import check_strength, check_transition_steps
+from .bridge import checks, fits, stage1, vae_stream
+from .types import CATEGORY, TransitionInfo, sampling_inputs, size_inputs, validate
+
+
+def transition_inputs():
+    seed, _, cfg, sampler, scheduler = sampling_inputs()
+    return [
+        io.Float.Input("strength", default=0.1, min=0.0, max=1.0, step=0.01,
+                       tooltip="s in (0, 1]: the clip is noised to (1-s) x + s e, then denoised "
+                               "from s to 0 (paper: 0.1; 1 = plain Stage I from noise)."),
+        io.Int.Input("steps", default=1, min=1, max=100,
+                     tooltip="k >= 1 denoising steps (paper: 1). They follow the model's own "
+                             "k-step schedule (scheduler and shift) scaled to start at s: k = 1 "
+                             "is one step from s to 0."),
+        io.Boolean.Input("synthesize", default=True,
+                         tooltip="Off: skip the model and output the plain bicubic downsample "
+                                 "(the paper mixes both kinds of sample)."),
+        seed, cfg, sampler, scheduler,
+    ]
+
+
+class SwiftI2VStageTransition(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="SwiftI2VStageTransition",
+            display_name="SwiftI2V Stage Transition (training data)",
+            category=f"{CATEGORY}/training",
+            description="Paper Eq. 12: the ground-truth clip is trimmed to W:H, downsampled to "
+                        "Stage I's size (bicubic), encoded with the Stage I VAE, noised to "
+                        "strength s and denoised k steps by the Stage I model conditioned on the "
+                        "clip's first frame exactly as the Stage I Sampler is, then decoded: a "
+                        "low-res clip with Stage I's artifacts and the clip's own motion.",
+            inputs=[
+                io.Model.Input("model", tooltip="The Stage I model (Wan 2.1 I2V 14B, with the "
+                                                "LoRAs used at inference)."),
+                io.Conditioning.Input("positive", tooltip="The clip's caption (umt5)."),
+                io.Conditioning.Input("negative", tooltip="Negative prompt (used when cfg > 1)."),
+                io.Vae.Input("vae", tooltip="Stage I VAE: wan_2.1_vae.safetensors."),
+                io.Image.Input("clip", tooltip="The ground-truth clip, 4k+1 frames (Load Clips)."),
+                *size_inputs(),
+                *transition_inputs(),
+                io.ClipVisionOutput.Input("clip_vision_output", optional=True,
+                                          tooltip="CLIP Vision Encode of the clip's first frame, "
+                                                  "as for the Stage I Sampler."),
+            ],
+            outputs=[
+                io.Image.Output("low_res", display_name="low_res",
+                                tooltip="The Stage-I-like clip (W/4 x H/4)."),
+                io.Int.Output("target_width", display_name="width", tooltip="The target width."),
+                io.Int.Output("target_height", display_name="height",
+                              tooltip="The target height."),
+                TransitionInfo.Output("info", display_name="info",
+                                      tooltip="s, k, seed and kind, for the Sample Writer."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, width=None, height=None, crop=None, strength=None, steps=None,
+                        sampler_name=None, scheduler=None):
+        from ..swift_core import check_size_input
+        return validate(cls, {"width": width, "height": height, "crop": crop, "steps": steps,
+                              "sampler_name": sampler_name, "scheduler": scheduler},
+                        (check_size_input, width, "width"), (check_size_input, height, "height"),
+                        (check_strength, strength, "strength"),
+                        (check_transition_steps, steps, "steps"))
+
+    @classmethod
+    def execute(cls, model, positive, negative, vae, clip, width, height, crop, strength, steps,
+                synthesize, seed, cfg, sampler_name, scheduler,
+                clip_vision_output=None) -> io.NodeOutput:
+        checks.check_image(clip, "clip")
+        size = checks.as_input_error(size_from_image, clip.shape[2], clip.shape[1], width, height,
+                                     clip.shape[0], "clip frame count")
+        checks.as_input_error(check_strength, strength, "strength")
+        checks.as_input_error(check_transition_steps, steps, "steps")
+        checks.check_stage1_vae(vae)
+        checks.check_stage1_model(model, vae)
+        small = stage1_image(clip[..., :3], size.width, size.height, crop=crop)
+        info = {"strength": float(strength), "steps": int(steps), "seed": int(seed),
+                "synthesized": bool(synthesize), "sampler": sampler_name, "scheduler": scheduler}
+        if not synthesize:
+            return io.NodeOutput(small, size.width, size.height,
+                                 {**info, "strength": 0.0, "steps": 0})
+        fits.check_stage1_fits(model, size, cfg)
+        w1, h1 = size.stage1
+        pos, neg, _ = stage1.stage1_conditioning(positive, negative, vae, small[:1], w1, h1,
+                                                 size.frames, clip_vision_output)
+        latent = vae.encode(small)
+        samples = stage1.stage_transition(model, latent, pos, neg, seed, steps, cfg, sampler_name,
+                                          scheduler, strength)
+        return io.NodeOutput(vae_stream.vae_decode(vae, samples), size.width, size.height, info)

@@ -1,0 +1,70 @@
+"""Stage-transition synthesis (paper Sec. 3.3, Eq. 12): the rules, as plain functions.
+
+A ground-truth clip is brought down to Stage I's size, encoded, noised to strength ``s`` and
+denoised ``k`` steps by Stage I, so Stage II learns from low-res clips with Stage I's artifacts
+but the clip's own motion. Noising is flow matching's ``(1 - s) x + s e`` with one seeded noise.
+
+The ``k`` steps are the Stage I model's own ``k``-step schedule (its scheduler and shift, as
+Stage I inference uses them), scaled so that it starts at ``s`` and still ends at 0. With
+``k = 1`` that is one step from ``s`` to 0; with ``s = 1`` it is exactly Stage I's schedule, and
+the synthesis is plain Stage I from noise.
+"""
+from __future__ import annotations
+
+import torch
+
+from .sizes import check_frames
+
+
+def check_strength(s, name: str = "strength") -> float:
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 < float(s) <= 1.0:
+        raise ValueError(f"{name}={s!r}: must be in (0, 1] (paper: 0.1; 1 = plain Stage I from "
+                         "noise)")
+    return float(s)
+
+
+def check_transition_steps(k, name: str = "steps") -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"{name}={k!r}: must be a whole number >= 1 (paper: 1)")
+    return k
+
+
+def transition_sigmas(schedule: torch.Tensor, strength: float) -> torch.Tensor:
+    """The model's full ``k``-step schedule (``schedule[0]`` = its sigma_max, last = 0) scaled to
+    start at ``strength``: the ``k`` steps spread over [0, s] the way the model spreads them over
+    [0, 1]."""
+    s = check_strength(strength)
+    if schedule.ndim != 1 or len(schedule) < 2 or float(schedule[0]) <= 0:
+        raise ValueError(f"schedule: expected a 1-D sigma schedule starting above 0, got "
+                         f"{schedule.tolist()}")
+    return schedule * (s / schedule[0])
+
+
+def noised(x: torch.Tensor, noise: torch.Tensor, strength: float) -> torch.Tensor:
+    """Eq. 12's noising: ``(1 - s) x + s e`` (what the sampler's first step starts from)."""
+    s = check_strength(strength)
+    return x * (1.0 - s) + noise * s
+
+
+def clip_starts(total: int, length: int, start: int = 0, stride: int = 0,
+                max_clips: int = 1) -> list[int]:
+    """First frames of the clips of ``length`` frames a video of ``total`` frames yields.
+
+    Clips begin at ``start``, ``start + stride``, ... (``stride`` 0: back to back, ``length``),
+    at most ``max_clips``, each wholly inside the video.
+    """
+    check_frames(length, "length")
+    if start < 0 or stride < 0 or max_clips < 1:
+        raise ValueError(f"start={start}, stride={stride}, max_clips={max_clips}: start and stride "
+                         "must be >= 0 and max_clips >= 1")
+    step = stride or length
+    starts = [start + i * step for i in range(max_clips) if start + i * step + length <= total]
+    if not starts:
+        raise ValueError(f"video: {total} frames; a clip of length={length} from start={start} "
+                         f"needs at least {start + length} frames")
+    return starts
+
+
+def frames_needed(length: int, start: int = 0, stride: int = 0, max_clips: int = 1) -> int:
+    """Frames to decode (from frame 0) to cut every clip :func:`clip_starts` may give."""
+    return start + (max_clips - 1) * (stride or length) + length

@@ -1,0 +1,135 @@
+"""Training data (issue 10) in a real ComfyUI: Load Clips -> Stage Transition -> Sample Writer."""
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from swift_batch.client import PromptError, output_files
+from swift_core.samples import read_sample
+
+from .clips import panned_video
+from .graphs import data_pipeline
+
+
+@pytest.fixture(scope="module")
+def videos(server):
+    photo = server.input / "astronaut.png"
+    return {"panned.mp4": panned_video(photo, server.input / "panned.mp4", frames=17),
+            "long.mp4": panned_video(photo, server.input / "long.mp4", frames=40, step=4)}
+
+
+def saved(server, name):
+    return load_file(str(server.output / "swifti2v_test" / f"{name}.safetensors"))
+
+
+def psnr(a, b):
+    mse = float(((a - b) ** 2).mean())
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def test_sample_file(client, server, videos):
+    entry = client.run(data_pipeline(folder="data/one"), timeout=900)
+    files = [f for f in output_files(entry) if f["filename"].endswith(".safetensors")]
+    assert [(f["subfolder"], f["filename"]) for f in files] == [("data/one", "panned_000000.safetensors")]
+    s = read_sample(str(server.output / "data" / "one" / "panned_000000.safetensors"))
+    assert tuple(s.x0.shape) == (48, 5, 4, 6) and tuple(s.reference.shape) == (48, 5, 4, 6)
+    assert tuple(s.context.shape) == (512, 4096)
+    assert s.meta["width"] == "96" and s.meta["height"] == "64" and s.meta["frames"] == "17"
+    assert s.meta["strength"] == "0.1" and s.meta["steps"] == "1" and s.meta["seed"] == "7"
+    assert s.meta["synthesized"] == "true" and s.meta["source"] == "panned"
+    assert s.meta["start"] == "0" and s.meta["pack_version"] and s.meta["dtype"] == "float32"
+    a, r = s.x0[:, :1], s.reference[:, :1]                 # the anchor is block 0 of x0 ...
+    assert float((a - r).abs().max() / a.abs().max()) < 1e-3      # ... and of R
+    assert not torch.allclose(s.x0[:, 1:], s.reference[:, 1:], atol=1e-3)   # R is not x0
+    leftovers = [p.name for p in (server.output / "data" / "one").iterdir()]
+    assert leftovers == ["panned_000000.safetensors"]            # no temp file left
+
+
+def test_strength_one_is_plain_stage1(client, server, videos):
+    client.run(data_pipeline(strength=1.0, steps=2, save_name="s1", stage1_compare=True,
+                             folder="data/s1"), timeout=900)
+    t = saved(server, "s1")
+    assert t["images"].shape == t["images_b"].shape == (17, 16, 32, 3)
+    assert torch.equal(t["images"], t["images_b"])
+
+
+def test_smaller_strength_stays_closer_to_the_clip(client, server, videos):
+    """PSNR to the downsampled clip as the Stage I VAE gives it back (the tiny VAE is random, so
+    its round trip is where s -> 0 leads): s = 0.1 is closer than s = 0.7, same seed."""
+    plain = data_pipeline(save_name="psnr_plain", folder="data/plain", synthesize=False)
+    plain["24"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["21", 0], "vae": ["3", 0]}}
+    plain["25"] = {"class_type": "VAEDecode", "inputs": {"samples": ["24", 0], "vae": ["3", 0]}}
+    plain["15"]["inputs"]["images_b"] = ["25", 0]
+    client.run(plain, timeout=900)
+    target = saved(server, "psnr_plain")["images_b"]
+    out = {}
+    for s in (0.1, 0.7):
+        client.run(data_pipeline(save_name=f"psnr_{s}", folder=f"data/{s}", strength=s),
+                   timeout=900)
+        out[s] = psnr(saved(server, f"psnr_{s}")["images"], target)
+    assert out[0.1] > out[0.7] + 1.0, out         # measured: 12.8 vs 10.1 dB
+    s = read_sample(str(server.output / "data" / "plain" / "panned_000000.safetensors"))
+    assert s.meta["synthesized"] == "false" and s.meta["steps"] == "0"
+
+
+def test_long_video_yields_several_clips(client, server, videos):
+    entry = client.run(data_pipeline(video="long.mp4", stride=8, max_clips=5, folder="data/long"),
+                       timeout=900)
+    names = sorted(f["filename"] for f in output_files(entry))
+    assert names == ["long_000000.safetensors", "long_000008.safetensors",
+                     "long_000016.safetensors"]
+    x0 = [read_sample(str(server.output / "data" / "long" / n)).x0 for n in names]
+    assert not torch.equal(x0[0], x0[1])
+
+
+def bad_file(server):
+    (server.input / "broken.mp4").write_bytes(b"this is not a video" * 10)
+    return "broken.mp4"
+
+
+CASES = [
+    ("length not 4k+1", dict(length=16), "length=16: must be 4k+1", "validation"),
+    ("video shorter than length", dict(length=21),
+     "video: 17 frames; a clip of length=21 from start=0 needs at least 21", "20"),
+    ("strength 0", dict(strength=0.0), "strength=0.0: must be in (0, 1]", "validation"),
+    ("strength above 1", dict(strength=1.5), "strength=1.5", "validation"),
+    ("k below 1", dict(steps=0), "steps", "validation"),
+    ("missing video", dict(video="nope.mp4"), "video='nope.mp4': no such file", "validation"),
+    ("video escapes input", dict(video="../secret.mp4"),
+     "video='../secret.mp4': must be a file inside ComfyUI's input folder", "validation"),
+    ("unreadable video", dict(video="broken.mp4"), "video='broken.mp4': cannot be read as a video",
+     "20"),
+    ("folder escapes output", dict(folder="../out"),
+     "folder='../out': must stay inside ComfyUI's output folder", "validation"),
+    ("folder absolute", dict(folder="/tmp/x"), "folder='/tmp/x': must be a relative path",
+     "validation"),
+]
+
+
+@pytest.mark.parametrize("kw,needle,refused_by", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input(client, server, videos, kw, needle, refused_by):
+    bad_file(server)
+    ran = []
+
+    def on_event(kind, data):
+        if kind == "executing" and data.get("node") in ("20", "21", "22"):
+            ran.append(data["node"])
+
+    with pytest.raises(PromptError) as e:
+        client.run(data_pipeline(**kw), on_event=on_event, timeout=900)
+    assert needle in str(e.value), str(e.value)
+    if refused_by == "validation":
+        assert ran == [], ran
+    else:
+        assert e.value.details.get("node_id") == refused_by and ran == [refused_by], (ran, str(e.value))
+
+
+def test_clip_frame_count_not_4k1(client):
+    g = data_pipeline()
+    g["40"] = {"class_type": "SwiftTestImage", "inputs": {"frames": 16, "width": 96, "height": 64}}
+    g["21"]["inputs"]["clip"] = ["40", 0]
+    with pytest.raises(PromptError) as e:
+        client.run(g, timeout=900)
+    assert "clip frame count=16: must be 4k+1" in str(e.value)
+    assert e.value.details.get("node_id") == "21"
