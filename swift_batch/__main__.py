@@ -7,22 +7,31 @@ Each row: the image is uploaded, the API workflow is patched (prompt, seed, size
 prefix), queued, followed over the websocket, and its mp4 downloaded to OUT/<name>.mp4.
 A re-run skips rows whose output exists. A bad row is reported and the batch goes on.
 With several servers, each runs one row at a time and the next row goes to whichever is free.
+
+Training data (Stage II): ``--data`` runs the bundled training-data workflow over rows of
+``video, caption`` (optionally start, stride, clips, frames, seed, synthesize): each video is
+uploaded, cut into clips, each clip goes through the stage transition and the sample writer, and
+the samples are downloaded to OUT/<name>/<video>_<start>.safetensors. A re-run skips videos whose
+folder exists (it appears only when all its samples are in).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import queue
+import shutil
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 from .client import ComfyClient, ComfyError, ServerUnreachable, output_files
-from .patch import WorkflowError, apply_sets, patch_for_row
-from .rows import Row, RowError, check_image, read_rows
+from .patch import WorkflowError, apply_sets, patch_for_data_row, patch_for_row
+from .rows import Row, RowError, check_image, check_video, read_rows
 
-DEFAULT_WORKFLOW = (Path(__file__).resolve().parents[1] / "example_workflows" / "api"
-                    / "swifti2v_2k_api.json")
+API_DIR = Path(__file__).resolve().parents[1] / "example_workflows" / "api"
+DEFAULT_WORKFLOW = API_DIR / "swifti2v_2k_api.json"
+DATA_WORKFLOW = API_DIR / "swifti2v_training_data_api.json"
 
 
 def parse_args(argv=None):
@@ -32,10 +41,20 @@ def parse_args(argv=None):
     ap.add_argument("--out", required=True, type=Path, help="folder for the finished videos")
     ap.add_argument("--server", action="append", default=[],
                     help="ComfyUI address (repeat for several); default http://127.0.0.1:8188")
-    ap.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW,
-                    help="API-format workflow (default: the bundled swifti2v_2k_api.json)")
+    ap.add_argument("--workflow", type=Path, default=None,
+                    help="API-format workflow (default: the bundled swifti2v_2k_api.json, or "
+                         "swifti2v_training_data_api.json with --data)")
+    ap.add_argument("--data", action="store_true",
+                    help="training data: rows of video, caption; samples to OUT/<name>/")
+    ap.add_argument("--start", type=int, default=None, help="--data: first frame of the first clip")
+    ap.add_argument("--stride", type=int, default=None,
+                    help="--data: frames between clip starts (0 = back to back)")
+    ap.add_argument("--clips", type=int, default=None, help="--data: at most this many clips a video")
+    ap.add_argument("--plain-fraction", type=float, default=None,
+                    help="--data: this fraction of videos (chosen by name, stable across runs) "
+                         "get a plain downsample instead of the stage transition (paper: both mixed)")
     ap.add_argument("--images", type=Path, default=None,
-                    help="folder that relative image paths are read from (default: the rows "
+                    help="folder that relative image or video paths are read from (default: the rows "
                          "file's folder)")
     ap.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
                     help="override a workflow input, NODE = node id or title "
@@ -66,10 +85,8 @@ def usable_clients(urls: list[str], workflow: dict, log) -> list[ComfyClient]:
     return out
 
 
-def run_row(client: ComfyClient, workflow: dict, row: Row, args, progress) -> Path:
-    check_image(row)
-    name = client.upload_image(str(row.image))
-    prompt = patch_for_row(workflow, row, name, args.prefix)
+def follow(client: ComfyClient, prompt: dict, row: Row, args, progress) -> dict:
+    """Queue ``prompt``, show its progress, return its history entry."""
     bar = progress(row)
 
     def on_event(kind, data):
@@ -81,10 +98,26 @@ def run_row(client: ComfyClient, workflow: dict, row: Row, args, progress) -> Pa
             bar.refresh()
 
     try:
-        entry = client.run(prompt, on_event=on_event, timeout=args.timeout)
+        return client.run(prompt, on_event=on_event, timeout=args.timeout)
     finally:
         if bar is not None:
             bar.close()
+
+
+def plain(row: Row, fraction) -> bool | None:
+    """Whether this video gets a plain downsample (stable: from its name), or None (workflow's)."""
+    if fraction is None:
+        return None
+    return zlib.crc32(row.name.encode()) % 10_000 < fraction * 10_000
+
+
+def run_row(client: ComfyClient, workflow: dict, row: Row, args, progress) -> Path:
+    if args.data:
+        return run_data_row(client, workflow, row, args, progress)
+    check_image(row)
+    name = client.upload_image(str(row.image))
+    prompt = patch_for_row(workflow, row, name, args.prefix)
+    entry = follow(client, prompt, row, args, progress)
     videos = [f for f in output_files(entry) if f["filename"].lower().endswith(".mp4")]
     if not videos:
         raise ComfyError(f"row {row.number}: the prompt finished but wrote no mp4")
@@ -95,9 +128,34 @@ def run_row(client: ComfyClient, workflow: dict, row: Row, args, progress) -> Pa
     return final
 
 
+def run_data_row(client: ComfyClient, workflow: dict, row: Row, args, progress) -> Path:
+    check_video(row)
+    name = client.upload_image(str(row.video))
+    is_plain = plain(row, args.plain_fraction)
+    defaults = {"start": args.start, "stride": args.stride, "clips": args.clips,
+                "synthesize": None if is_plain is None else not is_plain}
+    prompt = patch_for_data_row(workflow, row, name, f"{args.prefix}/{row.name}", defaults)
+    entry = follow(client, prompt, row, args, progress)
+    samples = [f for f in output_files(entry) if f["filename"].endswith(".safetensors")]
+    if not samples:
+        raise ComfyError(f"row {row.number}: the prompt finished but wrote no sample")
+    tmp_dir = args.out / ".incoming" / row.name
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    for f in samples:
+        client.download(f, str(tmp_dir))
+    final = args.out / row.name
+    tmp_dir.replace(final)                  # the folder appears only when complete
+    return final
+
+
+def done_path(args, row: Row) -> Path:
+    return args.out / (row.name if args.data else f"{row.name}.mp4")
+
+
 def run_batch(args, log=print) -> dict:
-    workflow = apply_sets(json.loads(args.workflow.read_text()), args.set)
-    rows = read_rows(args.rows, args.images)
+    wf_path = args.workflow or (DATA_WORKFLOW if args.data else DEFAULT_WORKFLOW)
+    workflow = apply_sets(json.loads(wf_path.read_text()), args.set)
+    rows = read_rows(args.rows, args.images, data=args.data)
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {"done": [], "skipped": [], "failed": []}
     todo: "queue.Queue[Row]" = queue.Queue()
@@ -105,7 +163,7 @@ def run_batch(args, log=print) -> dict:
         if isinstance(row, RowError):
             log(f"skipping {row}")
             summary["failed"].append(str(row))
-        elif (args.out / f"{row.name}.mp4").exists():
+        elif done_path(args, row).exists():
             summary["skipped"].append(row.name)
         else:
             todo.put(row)

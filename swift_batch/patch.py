@@ -79,3 +79,42 @@ def patch_for_row(workflow: dict, row: Row, image_name: str, prefix: str) -> dic
     for k in savers:
         wf[k]["inputs"]["filename_prefix"] = f"{prefix}/{row.name}"
     return wf
+
+
+def patch_for_data_row(workflow: dict, row: Row, video_name: str, folder: str,
+                       defaults: dict) -> dict:
+    """The training-data workflow for one video row: the uploaded video, its caption, clip
+    options (row columns over ``defaults``), seed, plain or synthesized, and the output folder."""
+    wf = copy.deepcopy(workflow)
+    loads = find(wf, class_type="SwiftI2VLoadClips")
+    if len(loads) != 1:
+        raise WorkflowError(f"workflow: expected one SwiftI2VLoadClips node, found {len(loads)}")
+    clips = wf[loads[0]]["inputs"]
+    clips["video"] = video_name
+    for key, column in (("start", "start"), ("stride", "stride"), ("max_clips", "clips"),
+                        ("length", "frames")):
+        value = getattr(row, column) if getattr(row, column) is not None else defaults.get(column)
+        if value is not None:
+            clips[key] = value
+    pos = find(wf, title="Positive Prompt")
+    if len(pos) != 1:
+        raise WorkflowError("workflow: expected one node titled 'Positive Prompt'")
+    wf[pos[0]]["inputs"]["text"] = row.prompt
+    if row.negative is not None:
+        for k in find(wf, title="Negative Prompt"):
+            wf[k]["inputs"]["text"] = row.negative
+    for k in find(wf, class_type="SwiftI2VStageTransition"):
+        if row.seed is not None:
+            wf[k]["inputs"]["seed"] = row.seed
+        synthesize = row.synthesize if row.synthesize is not None else defaults.get("synthesize")
+        if synthesize is not None:
+            wf[k]["inputs"]["synthesize"] = bool(synthesize)
+        for key in ("width", "height"):
+            if getattr(row, key) is not None:
+                wf[k]["inputs"][key] = getattr(row, key)
+    writers = find(wf, class_type="SwiftI2VSampleWriter")
+    if not writers:
+        raise WorkflowError("workflow: no SwiftI2V Training Sample Writer node")
+    for k in writers:
+        wf[k]["inputs"]["folder"] = folder
+    return wf

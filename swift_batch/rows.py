@@ -1,4 +1,8 @@
-"""Batch rows: a CSV or JSON-lines file of (image, prompt, optional seed/size/frames/name)."""
+"""Batch rows: a CSV or JSON-lines file of (image, prompt, optional seed/size/frames/name).
+
+Training-data rows (``--data``) give ``video`` and ``caption`` (or ``prompt``) instead, and
+optionally ``start``, ``stride``, ``clips`` (clips cut from the video), ``frames`` (clip length),
+``seed`` and ``synthesize`` (0/1: plain downsample or stage transition)."""
 from __future__ import annotations
 
 import csv
@@ -8,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-FIELDS = ("image", "prompt", "negative", "seed", "width", "height", "frames", "name")
-INT_FIELDS = ("seed", "width", "height", "frames")
+FIELDS = ("image", "prompt", "negative", "seed", "width", "height", "frames", "name", "video",
+          "caption", "start", "stride", "clips", "synthesize")
+INT_FIELDS = ("seed", "width", "height", "frames", "start", "stride", "clips")
 
 
 class RowError(ValueError):
@@ -28,6 +33,11 @@ class Row:
     frames: Optional[int] = None
     name: str = ""
     extra: dict = field(default_factory=dict)
+    video: Optional[Path] = None
+    start: Optional[int] = None
+    stride: Optional[int] = None
+    clips: Optional[int] = None
+    synthesize: Optional[bool] = None
 
 
 def _raw_rows(path: Path) -> list[dict]:
@@ -52,16 +62,7 @@ def _safe_stem(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("._") or "video"
 
 
-def parse_row(number: int, raw: dict, base: Path) -> Row:
-    if isinstance(raw, Exception):
-        raise raw
-    raw = {str(k).strip().lower(): v for k, v in raw.items() if k is not None}
-    image = str(raw.get("image") or "").strip()
-    prompt = str(raw.get("prompt") or "").strip()
-    if not image:
-        raise RowError(f"row {number}: 'image' is empty (a path to an image file is required)")
-    if not prompt:
-        raise RowError(f"row {number}: 'prompt' is empty")
+def _ints(number: int, raw: dict) -> dict:
     values = {}
     for key in INT_FIELDS:
         v = raw.get(key)
@@ -76,21 +77,54 @@ def parse_row(number: int, raw: dict, base: Path) -> Row:
             raise RowError(f"row {number}: {key}={values[key]} must be a positive multiple of 32")
     if "frames" in values and (values["frames"] < 5 or (values["frames"] - 1) % 4):
         raise RowError(f"row {number}: frames={values['frames']} must be 4k+1 (e.g. 81)")
-    path = Path(image).expanduser()
-    path = path if path.is_absolute() else base / path
+    for key in ("start", "stride"):
+        if values.get(key, 0) < 0:
+            raise RowError(f"row {number}: {key}={values[key]} must be >= 0")
+    if values.get("clips", 1) < 1:
+        raise RowError(f"row {number}: clips={values['clips']} must be >= 1")
+    return values
+
+
+def _path(value: str, base: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def parse_row(number: int, raw: dict, base: Path, data: bool = False) -> Row:
+    """One row; ``data``: a training-data row (video, caption)."""
+    if isinstance(raw, Exception):
+        raise raw
+    raw = {str(k).strip().lower(): v for k, v in raw.items() if k is not None}
+    media = "video" if data else "image"
+    source = str(raw.get(media) or "").strip()
+    prompt = str(raw.get("caption") or raw.get("prompt") or "").strip() if data else \
+        str(raw.get("prompt") or "").strip()
+    if not source:
+        raise RowError(f"row {number}: '{media}' is empty (a path to {'a video' if data else 'an image'} "
+                       "file is required)")
+    if not prompt:
+        raise RowError(f"row {number}: '{'caption' if data else 'prompt'}' is empty")
+    values = _ints(number, raw)
+    synth = str(raw.get("synthesize") or "").strip().lower()
+    if synth and synth not in ("0", "1", "true", "false"):
+        raise RowError(f"row {number}: synthesize={synth!r} must be 0/1 or true/false")
+    path = _path(source, base)
     negative = str(raw.get("negative") or "").strip() or None
     name = _safe_stem(str(raw.get("name") or "").strip() or path.stem)
     extra = {k: v for k, v in raw.items() if k not in FIELDS}
-    return Row(number, path, prompt, negative, name=name, extra=extra, **values)
+    row = Row(number, None if data else path, prompt, negative, name=name, extra=extra,
+              video=path if data else None, **values)
+    row.synthesize = (synth in ("1", "true")) if synth else None
+    return row
 
 
-def read_rows(path: Path, base: Optional[Path] = None) -> list:
+def read_rows(path: Path, base: Optional[Path] = None, data: bool = False) -> list:
     """Rows in order; a row that cannot be parsed is returned as its RowError (not raised)."""
     base = base or path.parent
     out, names = [], {}
     for i, raw in enumerate(_raw_rows(path), 1):
         try:
-            row = parse_row(i, raw, base)
+            row = parse_row(i, raw, base, data)
         except RowError as e:
             out.append(e)
             continue
@@ -112,3 +146,9 @@ def check_image(row: Row) -> None:
     except Exception as e:  # PIL raises many kinds
         raise RowError(f"row {row.number}: image {str(row.image)!r} cannot be read "
                        f"({type(e).__name__}: {e})") from None
+
+
+def check_video(row: Row) -> None:
+    """The video exists; whether it decodes is checked by ComfyUI (Load Clips) before any work."""
+    if not row.video.is_file():
+        raise RowError(f"row {row.number}: video {str(row.video)!r} does not exist")

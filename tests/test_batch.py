@@ -120,3 +120,62 @@ def test_resume_skips_done_rows_and_bad_rows_do_not_stop_the_batch(images, capsy
     assert rc == 1                            # the bad row failed; nothing needed the server
     assert "already done, skipped: red" in err and "row 2: 'image' is empty" in err
     assert (out / "red.mp4").read_bytes() == b"done before"
+
+
+DATA_API = json.loads((ROOT / "example_workflows" / "api" / "swifti2v_training_data_api.json")
+                      .read_text())
+
+
+def test_data_rows(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    (tmp_path / "rows.csv").write_text(
+        "video,caption,start,stride,clips,frames,synthesize\n"
+        "a.mp4,a cat walks,8,40,3,33,0\n"
+        "a.mp4,again,,,,,\n"
+        ",no video,,,,,\n"
+        "a.mp4,,,,,,\n"
+        "a.mp4,bad clips,,,0,,\n"
+        "a.mp4,bad synth,,,,,maybe\n")
+    rows = read_rows(tmp_path / "rows.csv", data=True)
+    a, b = rows[0], rows[1]
+    assert (a.video, a.prompt, a.start, a.stride, a.clips, a.frames, a.synthesize) == (
+        tmp_path / "a.mp4", "a cat walks", 8, 40, 3, 33, False)
+    assert b.name == "a_2" and b.synthesize is None and b.image is None
+    assert [str(r) for r in rows[2:]] == [
+        "row 3: 'video' is empty (a path to a video file is required)",
+        "row 4: 'caption' is empty",
+        "row 5: clips=0 must be >= 1",
+        "row 6: synthesize='maybe' must be 0/1 or true/false"]
+
+
+def test_patch_for_data_row(tmp_path):
+    from swift_batch.patch import patch_for_data_row
+    (tmp_path / "rows.csv").write_text("video,caption,seed,clips,synthesize\nv.mp4,waves,5,2,0\n"
+                                       "w.mp4,rain,,,\n")
+    r1, r2 = read_rows(tmp_path / "rows.csv", data=True)
+    defaults = {"start": 4, "stride": 10, "clips": 7, "synthesize": True}
+    wf = patch_for_data_row(DATA_API, r1, "swifti2v/v.mp4", "data/v", defaults)
+    clips = next(n for n in wf.values() if n["class_type"] == "SwiftI2VLoadClips")["inputs"]
+    assert (clips["video"], clips["start"], clips["stride"], clips["max_clips"]) == (
+        "swifti2v/v.mp4", 4, 10, 2)                       # row column over the default
+    tr = next(n for n in wf.values() if n["class_type"] == "SwiftI2VStageTransition")["inputs"]
+    assert tr["seed"] == 5 and tr["synthesize"] is False
+    writer = next(n for n in wf.values() if n["class_type"] == "SwiftI2VSampleWriter")["inputs"]
+    assert writer["folder"] == "data/v"
+    assert next(n for n in wf.values() if n["_meta"]["title"] == "Positive Prompt")[
+        "inputs"]["text"] == "waves"
+    wf2 = patch_for_data_row(DATA_API, r2, "w.mp4", "data/w", {})
+    tr2 = next(n for n in wf2.values() if n["class_type"] == "SwiftI2VStageTransition")["inputs"]
+    assert tr2["synthesize"] is True and tr2["seed"] == 42          # the workflow's own
+    assert DATA_API == json.loads((ROOT / "example_workflows" / "api" /
+                                   "swifti2v_training_data_api.json").read_text())   # not mutated
+
+
+def test_plain_fraction_is_stable_and_about_right():
+    from swift_batch.__main__ import plain
+    from swift_batch.rows import Row
+    rows = [Row(i, None, "c", name=f"video_{i}") for i in range(2000)]
+    picks = [plain(r, 0.3) for r in rows]
+    assert picks == [plain(r, 0.3) for r in rows]
+    assert 0.25 < sum(picks) / len(picks) < 0.35
+    assert plain(rows[0], None) is None and not any(plain(r, 0.0) for r in rows)

@@ -240,6 +240,48 @@ TEMPLATES = {
 }
 
 
+def graph_training_data() -> list[dict]:
+    """Stage II training data (API only, for ``python -m swift_batch --data``): one video's clips
+    -> Stage Transition (Eq. 12, s = 0.1, k = 1) -> Training Sample Writer."""
+    s1x = 40
+    return [
+        node(1, "UNETLoader", [s1x, 80], [380, 82], {"unet_name": MODELS["stage1"][0],
+                                                     "weight_dtype": "default"},
+             title="Load Stage I model (Wan 2.1 I2V 14B)", model="stage1"),
+        node(2, "LoraLoaderModelOnly", [s1x, 200], [380, 82],
+             {"lora_name": MODELS["lora"][0], "strength_model": 1.0}, {"model": (1, 0)},
+             title="LightX2V 4-step LoRA", model="lora"),
+        *[n for n in common_inputs(s1x, 320, 420) if n["type"] != "LoadImage"],
+        node(5, "CLIPVisionLoader", [s1x, 570], [380, 58], {"clip_name": MODELS["clipv"][0]},
+             title="Load CLIP Vision (clip_vision_h)", model="clipv"),
+        node(12, "VAELoader", [s1x, 680], [380, 58], {"vae_name": MODELS["vae2"][0]},
+             title="Load Stage II VAE (Wan 2.2)", model="vae2"),
+        node(30, "SwiftI2VLoadClips", [460, 80], [340, 200],
+             {"video": "clip.mp4", "length": 81, "start": 0, "stride": 0, "max_clips": 1},
+             title="Load Clips"),
+        node(31, "ImageFromBatch", [460, 300], [300, 82], {"batch_index": 0, "length": 1},
+             {"image": (30, 0)}, title="First frame"),
+        node(9, "CLIPVisionEncode", [460, 860], [300, 78], {"crop": "none"},
+             {"clip_vision": (5, 0), "image": (31, 0)}),
+        node(32, "SwiftI2VStageTransition", [940, 80], [400, 460],
+             {"width": 2560, "height": 1408, "crop": "center", "strength": 0.1, "steps": 1,
+              "synthesize": True, "seed": 42, "cfg": 1.0, "sampler_name": "euler",
+              "scheduler": "simple"},
+             {"model": (2, 0), "positive": (7, 0), "negative": (8, 0), "vae": (3, 0),
+              "clip": (30, 0), "clip_vision_output": (9, 0)}, title="Stage Transition"),
+        node(33, "SwiftI2VSampleWriter", [1400, 80], [400, 420],
+             {"crop": "center", "folder": "swifti2v_data", "dtype": "bfloat16",
+              "tile_size": 1024, "overlap": 64, "blocks_per_chunk": 2},
+             {"clip": (30, 0), "low_res": (32, 0), "positive": (7, 0), "vae": (12, 0),
+              "width": (32, 1), "height": (32, 2), "info": (32, 3), "start": (30, 1),
+              "name": (30, 2)}, title="Training Sample Writer"),
+    ]
+
+
+#: API-only workflows (not templates): name -> graph
+API_ONLY = {"swifti2v_training_data": graph_training_data}
+
+
 def graph() -> list[dict]:
     """The main template's graph (what the batch client runs by default)."""
     return graph_2k()
@@ -390,6 +432,9 @@ def main():
         write_json(API_OUT / f"{name}_api.json", api_workflow(nodes))
         thumbnail(OUT / f"{name}.jpg", caption)
         print(f"wrote {OUT}/{name}.json, .jpg and {API_OUT}/{name}_api.json")
+    for name, make in API_ONLY.items():
+        write_json(API_OUT / f"{name}_api.json", api_workflow(make()))
+        print(f"wrote {API_OUT}/{name}_api.json")
     icon(OUT / "icon.png")
 
 

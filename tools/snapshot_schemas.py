@@ -18,12 +18,13 @@ NODE_TYPES = [
     "SwiftI2VSegmentDecoder", "UNETLoader", "LoraLoaderModelOnly", "VAELoader", "CLIPLoader",
     "CLIPTextEncode", "CLIPVisionLoader", "CLIPVisionEncode", "LoadImage", "CreateVideo",
     "SaveVideo", "WanImageToVideo", "KSamplerAdvanced", "ModelSamplingSD3", "VAEDecode",
+    "SwiftI2VLoadClips", "SwiftI2VStageTransition", "SwiftI2VSampleWriter", "ImageFromBatch",
 ]
 DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 #: combo inputs whose options are the files a user has: not part of the schema
 FILE_INPUTS = {("UNETLoader", "unet_name"), ("VAELoader", "vae_name"), ("CLIPLoader", "clip_name"),
                ("CLIPVisionLoader", "clip_name"), ("LoraLoaderModelOnly", "lora_name"),
-               ("LoadImage", "image")}
+               ("LoadImage", "image"), ("SwiftI2VLoadClips", "video")}
 
 
 def normalize(node_type: str, info: dict) -> dict:

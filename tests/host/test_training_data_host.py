@@ -133,3 +133,54 @@ def test_clip_frame_count_not_4k1(client):
         client.run(g, timeout=900)
     assert "clip frame count=16: must be 4k+1" in str(e.value)
     assert e.value.details.get("node_id") == "21"
+
+
+def tiny_data_workflow(path):
+    """The bundled training-data API workflow with the text and CLIP vision encoders replaced by
+    the test conditioning node (still fed the caption)."""
+    import json
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    wf = json.loads((root / "example_workflows" / "api" / "swifti2v_training_data_api.json")
+                    .read_text())
+    for k, n in list(wf.items()):
+        if n["class_type"] == "CLIPTextEncode":
+            n["class_type"] = "SwiftTestConditioning"
+            n["inputs"] = {"seed": int(k), "text": n["inputs"]["text"]}
+        elif n["class_type"] in ("CLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode"):
+            del wf[k]
+    for n in wf.values():
+        n["inputs"].pop("clip_vision_output", None)
+    path.write_text(json.dumps(wf))
+    return path
+
+
+def test_batch_client_makes_data_over_a_csv_and_resumes(server, tmp_path, capsys):
+    from swift_batch.__main__ import main as batch_main
+    from .graphs import TINY
+    photo = server.input / "astronaut.png"
+    panned_video(photo, tmp_path / "walk.mp4", frames=17)
+    panned_video(server.input / "chelsea.png", tmp_path / "cat.mp4", frames=26, step=3)
+    (tmp_path / "rows.csv").write_text("video,caption,clips\nwalk.mp4,an astronaut,\n"
+                                       "cat.mp4,a cat,2\n")
+    out = tmp_path / "data"
+    args = ["--data", "--rows", str(tmp_path / "rows.csv"), "--out", str(out),
+            "--server", server.url, "--workflow", str(tiny_data_workflow(tmp_path / "wf.json")),
+            "--no-progress", "--stride", "8",
+            "--set", f"1.unet_name={TINY['stage1']}",
+            "--set", "2.lora_name=tiny_lightx2v_lora.safetensors",
+            "--set", f"3.vae_name={TINY['vae1']}", "--set", f"12.vae_name={TINY['vae2']}",
+            "--set", "30.length=17", "--set", "Stage Transition.width=96",
+            "--set", "Stage Transition.height=64", "--timeout", "900"]
+    assert batch_main(args) == 0, capsys.readouterr().err
+    got = {p.parent.name: [] for p in out.glob("*/*.safetensors")}
+    for p in sorted(out.glob("*/*.safetensors")):
+        got[p.parent.name].append(p.name)
+        assert tuple(read_sample(str(p)).x0.shape) == (48, 5, 4, 6)
+    assert got == {"walk": ["walk_000000.safetensors"],
+                   "cat": ["cat_000000.safetensors", "cat_000008.safetensors"]}
+    stamps = {str(p): p.stat().st_mtime_ns for p in out.glob("*/*.safetensors")}
+    capsys.readouterr()
+    assert batch_main(args) == 0
+    assert "2 row(s) already done, skipped: walk, cat" in capsys.readouterr().err
+    assert {str(p): p.stat().st_mtime_ns for p in out.glob("*/*.safetensors")} == stamps
