@@ -45,21 +45,31 @@ def rope_at(model, positions):
         handle.remove()
 
 
-def diffusers_wan_denoiser(model, encoder_hidden_states, *, timestep_scale: float = 1000.0):
-    """A CSG denoiser over a diffusers ``WanTransformer3DModel`` (Wan 2.2 TI2V style).
-
-    Timesteps are given per token (diffusers takes a [B, tokens] timestep for TI2V), so each block
-    carries its own sigma; the reference, if any, is concatenated on the channel axis.
-    """
+def diffusers_wan_velocity(model, *, timestep_scale: float = 1000.0):
+    """``velocity(x, sigma, *, reference, positions, context)`` of a diffusers
+    ``WanTransformer3DModel`` (Wan 2.2 TI2V style): timesteps are given per token (diffusers takes
+    a [B, tokens] timestep for TI2V), so each block carries its own sigma; the reference, if any,
+    is concatenated on the channel axis; ``positions`` place the blocks on RoPE's time axis."""
     p_t, p_h, p_w = model.config.patch_size
     dtype = next(model.parameters()).dtype
 
-    def denoise(x, sigma, *, reference, positions):
+    def velocity(x, sigma, *, reference, positions, context):
         inp = x if reference is None else torch.cat([x, reference.to(x.dtype)], dim=1)
         tokens = (x.shape[3] // p_h) * (x.shape[4] // p_w)
         t = (sigma * timestep_scale).repeat_interleave(tokens, dim=1)
         with rope_at(model, positions):
-            v = model(inp.to(dtype), t, encoder_hidden_states.to(dtype), return_dict=False)[0]
+            return model(inp.to(dtype), t, context.to(dtype), return_dict=False)[0]
+
+    return velocity
+
+
+def diffusers_wan_denoiser(model, encoder_hidden_states, *, timestep_scale: float = 1000.0):
+    """A CSG denoiser over a diffusers ``WanTransformer3DModel``: its velocity as an x0 estimate."""
+    velocity = diffusers_wan_velocity(model, timestep_scale=timestep_scale)
+
+    def denoise(x, sigma, *, reference, positions):
+        v = velocity(x, sigma, reference=reference, positions=positions,
+                     context=encoder_hidden_states)
         return flow_denoised(x, v, sigma)
 
     return denoise

@@ -1,0 +1,103 @@
+"""Export trained Stage II weights in the key layout of ComfyUI's repackaged Wan 2.2 files, which
+ComfyUI's Load Diffusion Model detects (a 96-channel Wan 2.2 model: the pack's ``swifti2v`` mode).
+
+    python -m swift_train.export --run RUN_DIR --out models/diffusion_models/swifti2v_stage2.safetensors [--dtype bf16] [--no-ema]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import uuid
+
+import torch
+
+#: diffusers -> original Wan (ComfyUI) names; the inverse of diffusers' single-file converter
+RENAMES = (
+    ("condition_embedder.time_embedder.linear_1", "time_embedding.0"),
+    ("condition_embedder.time_embedder.linear_2", "time_embedding.2"),
+    ("condition_embedder.text_embedder.linear_1", "text_embedding.0"),
+    ("condition_embedder.text_embedder.linear_2", "text_embedding.2"),
+    ("condition_embedder.time_proj", "time_projection.1"),
+    ("attn1.", "self_attn."), ("attn2.", "cross_attn."),
+    (".to_out.0.", ".o."), (".to_q.", ".q."), (".to_k.", ".k."), (".to_v.", ".v."),
+    ("ffn.net.0.proj", "ffn.0"), ("ffn.net.2", "ffn.2"),
+    ("proj_out.", "head.head."),
+)
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def comfy_key(key: str) -> str:
+    if key == "scale_shift_table":
+        return "head.modulation"
+    if key.endswith(".scale_shift_table"):
+        return key[: -len("scale_shift_table")] + "modulation"
+    key = re.sub(r"^(blocks\.\d+\.)norm2\.", r"\1norm3.", key)   # the cross-attention norm
+    for a, b in RENAMES:
+        key = key.replace(a, b)
+    return key
+
+
+def to_comfy(state_dict: dict, dtype=torch.bfloat16) -> dict:
+    out = {comfy_key(k): v.detach().to("cpu", dtype).contiguous() for k, v in state_dict.items()}
+    if len(out) != len(state_dict):
+        raise ValueError("export: two parameters map to one ComfyUI key")
+    return out
+
+
+def write(state_dict: dict, path: str, *, dtype: str = "bf16", rope: str = "window",
+          extra_meta: dict | None = None) -> str:
+    """Write the ComfyUI-layout file atomically; the metadata records the training's ``rope``."""
+    from safetensors.torch import save_file
+    if dtype not in DTYPES:
+        raise ValueError(f"--dtype {dtype!r}: one of {list(DTYPES)}")
+    sd = to_comfy(state_dict, DTYPES[dtype])
+    channels = sd["patch_embedding.weight"].shape[1]
+    meta = {"swifti2v.rope": rope, "swifti2v.in_channels": str(channels),
+            "swifti2v.mode": "swifti2v" if channels == 96 else "refine", **(extra_meta or {})}
+    tmp = f"{path}.{uuid.uuid4().hex[:8]}.part"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        save_file(sd, tmp, metadata={k: str(v) for k, v in meta.items()})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_run(run: str, use_ema: bool = True) -> tuple[dict, dict]:
+    """The latest checkpoint of a training run as a plain state dict, and the run's config."""
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+    cfg = json.loads(open(os.path.join(run, "config.json")).read())
+    latest = open(os.path.join(run, "checkpoints", "latest")).read().strip()
+    flat = os.path.join(run, "checkpoints", f"{latest}.pt")
+    if not os.path.exists(flat):
+        dcp_to_torch_save(os.path.join(run, "checkpoints", latest), flat + ".part")
+        os.replace(flat + ".part", flat)
+    state = torch.load(flat, map_location="cpu", weights_only=False)
+    ema = state.get("ema") or {}
+    src = ema if (use_ema and ema) else state["model"]
+    return {k: v for k, v in src.items()}, {**cfg, "step": latest, "ema": bool(use_ema and ema)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m swift_train.export", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="the training run's --out folder")
+    ap.add_argument("--out", required=True, help="the .safetensors file to write")
+    ap.add_argument("--dtype", default="bf16", choices=list(DTYPES))
+    ap.add_argument("--no-ema", action="store_true", help="export the raw weights, not the EMA")
+    args = ap.parse_args(argv)
+    sd, cfg = load_run(args.run, use_ema=not args.no_ema)
+    write(sd, args.out, dtype=args.dtype, rope=cfg["rope"],
+          extra_meta={"swifti2v.step": cfg["step"], "swifti2v.ema": str(cfg["ema"]).lower()})
+    print(f"wrote {args.out} ({cfg['step']}, rope={cfg['rope']}, ema={cfg['ema']}); load it with "
+          "Load Diffusion Model and set the Stage II sampler's rope to "
+          f"{cfg['rope']!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""The Stage II model: diffusers' WanTransformer3DModel, loaded from the files users have, and
+widened from 48 to 96 input channels (latent + reference)."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+COMFY_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
+#: Wan's attention heads are 128 wide (ComfyUI infers the head count from that too)
+HEAD_DIM = 128
+
+
+def _wan_class():
+    from diffusers import WanTransformer3DModel
+    return WanTransformer3DModel
+
+
+def config_from_state_dict(sd: dict) -> dict:
+    """A diffusers config from the shapes of a diffusers-layout Wan state dict."""
+    dim, in_ch = sd["patch_embedding.weight"].shape[:2]
+    layers = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
+    return dict(patch_size=(1, 2, 2), num_attention_heads=dim // HEAD_DIM,
+                attention_head_dim=HEAD_DIM, in_channels=int(in_ch),
+                out_channels=int(sd["proj_out.weight"].shape[0]) // 4,
+                text_dim=int(sd["condition_embedder.text_embedder.linear_1.weight"].shape[1]),
+                freq_dim=int(sd["condition_embedder.time_embedder.linear_1.weight"].shape[1]),
+                ffn_dim=int(sd["blocks.0.ffn.net.0.proj.weight"].shape[0]), num_layers=layers,
+                cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6,
+                rope_max_seq_len=1024)
+
+
+def comfy_to_diffusers(sd: dict) -> dict:
+    """ComfyUI's repackaged Wan file (original Wan key layout) -> diffusers keys, with diffusers'
+    own single-file converter."""
+    from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+    out = {}
+    for k, v in sd.items():
+        for p in COMFY_PREFIXES:
+            if k.startswith(p):
+                k = k[len(p):]
+                break
+        out[k] = v
+    return convert_wan_transformer_to_diffusers(out)
+
+
+def tiny_config(in_channels: int = 48, text_dim: int = 4096, layers: int = 2) -> dict:
+    """A tiny Wan 2.2 TI2V (one 128-wide head), for tests and smoke runs."""
+    return dict(patch_size=(1, 2, 2), num_attention_heads=1, attention_head_dim=HEAD_DIM,
+                in_channels=in_channels, out_channels=48, text_dim=text_dim, freq_dim=256,
+                ffn_dim=256, num_layers=layers, cross_attn_norm=True,
+                qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
+
+
+def load_wan(base: str, dtype=torch.float32, seed: int = 0):
+    """The base model: ``tiny`` (random, seeded), a diffusers folder, or a single safetensors
+    file (ComfyUI's repackaged wan2.2_ti2v_5B_fp16.safetensors, or diffusers keys)."""
+    cls = _wan_class()
+    if base == "tiny":
+        torch.manual_seed(seed)
+        model = cls(**tiny_config())
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():              # diffusers zero-initialises some projections
+            for p in model.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * (0.5 / max(p.shape[-1], 1) ** 0.5))
+        return model if dtype == torch.float32 else model.to(dtype)
+    if os.path.isdir(base):
+        sub = "transformer" if os.path.isdir(os.path.join(base, "transformer")) else None
+        return cls.from_pretrained(base, subfolder=sub, torch_dtype=dtype)
+    if not os.path.isfile(base):
+        raise FileNotFoundError(f"--base {base!r}: no such file or folder (give 'tiny', a "
+                                "diffusers folder or a .safetensors file)")
+    from safetensors.torch import load_file
+    sd = load_file(base)
+    if "patch_embedding.weight" not in sd or "blocks.0.self_attn.q.weight" in sd or any(
+            k.startswith(COMFY_PREFIXES) for k in sd):
+        sd = comfy_to_diffusers(sd)
+    with torch.device("meta"):
+        model = cls(**config_from_state_dict(sd))
+    model.load_state_dict(sd, strict=True, assign=True)
+    return model.to(dtype)
+
+
+def widen_patch_embedding(model, extra: int = 48):
+    """Patch embedding 48 -> 48 + ``extra`` input channels: the first copied, the new zero, so
+    the widened model equals the base whatever the reference (paper App. B.1)."""
+    old = model.patch_embedding
+    new = torch.nn.Conv3d(old.in_channels + extra, old.out_channels, old.kernel_size,
+                          old.stride, old.padding, bias=old.bias is not None,
+                          device=old.weight.device, dtype=old.weight.dtype)
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:, :old.in_channels] = old.weight
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
+    model.patch_embedding = new
+    model.register_to_config(in_channels=old.in_channels + extra)
+    return model

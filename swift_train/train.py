@@ -1,0 +1,245 @@
+"""CSG teacher-forcing training of the Stage II model, launched by torchrun (FSDP2, DCP).
+
+    torchrun --nproc_per_node 8 -m swift_train.train --data samples/ --base wan2.2_ti2v_5B_fp16.safetensors --out run/ --steps 20000
+    torchrun --nnodes 4 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m swift_train.train ...
+
+Re-running the same command resumes from the run's latest checkpoint (same data order, same
+draws). Rank 0 shows a progress bar and appends one JSON line per step to RUN/log.jsonl (loss, lr,
+grad norm, samples/s, memory; validation error when it runs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import torch
+import torch.distributed as dist
+
+from swift_core import plan_segments  # noqa: F401  (swift_core importable: the pack's library)
+from swift_core.adapters import diffusers_wan_denoiser, diffusers_wan_velocity
+from swift_core.sampling import sample_csg
+from swift_core.training import PAIRS, WAN_SHIFT, csg_training_loss, shifted_sigma
+
+from .data import Order, SampleFolder, sample_files, split, step_generator
+from .model import load_wan, widen_patch_embedding
+
+
+def parse_pairs(text: str) -> tuple[tuple[int, int], ...]:
+    try:
+        pairs = tuple(tuple(int(v) for v in p.split("x")) for p in text.split(","))
+        assert pairs and all(len(p) == 2 and p[0] >= 1 and p[1] >= 0 for p in pairs)
+        return pairs
+    except (ValueError, AssertionError):
+        raise argparse.ArgumentTypeError(f"--pairs {text!r}: expected MxN,... e.g. "
+                                         "2x1,2x2,3x1,3x2") from None
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(prog="torchrun ... -m swift_train.train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="folder of training samples")
+    ap.add_argument("--out", required=True, help="run folder (checkpoints, log, config)")
+    ap.add_argument("--base", default="tiny",
+                    help="base model: ComfyUI's wan2.2_ti2v_5B_fp16.safetensors, a diffusers "
+                         "folder (Wan2.2-TI2V-5B-Diffusers), or 'tiny' (tests)")
+    ap.add_argument("--steps", type=int, default=1000, help="optimizer steps in all")
+    ap.add_argument("--lr", type=float, default=1e-5, help="constant learning rate (AdamW)")
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--grad-accum", type=int, default=1, help="clips per rank per step")
+    ap.add_argument("--clip-grad", type=float, default=1.0, help="gradient norm clipping")
+    ap.add_argument("--ema", type=float, default=0.0, help="EMA decay (0 = no EMA), e.g. 0.999")
+    ap.add_argument("--rope", choices=["window", "absolute"], default="window",
+                    help="RoPE positions of a window; use the same setting in ComfyUI")
+    ap.add_argument("--pairs", type=parse_pairs, default=PAIRS,
+                    help="(M, N) drawn uniformly per step (paper: 2x1,2x2,3x1,3x2)")
+    ap.add_argument("--shift", type=float, default=WAN_SHIFT, help="sigma shift (Wan: 5)")
+    ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
+                    help="compute dtype (FSDP2 mixed precision; master weights fp32)")
+    ap.add_argument("--grad-checkpointing", action="store_true", help="activation checkpointing")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-every", type=int, default=500)
+    ap.add_argument("--val-every", type=int, default=0, help="validate every N steps (0 = never)")
+    ap.add_argument("--val-count", type=int, default=0, help="samples held out for validation")
+    ap.add_argument("--val-steps", type=int, default=4, help="sampling steps of validation")
+    ap.add_argument("--no-progress", action="store_true")
+    return ap.parse_args(argv)
+
+
+def setup():
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    return rank, world, device
+
+
+def build_model(args, device, world):
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    model = load_wan(args.base, torch.float32, seed=args.seed)
+    if model.config.in_channels == 48:
+        widen_patch_embedding(model)
+    if model.config.in_channels != 96:
+        raise ValueError(f"--base: the model takes {model.config.in_channels} input channels; "
+                         "expected 48 (Wan2.2-TI2V-5B, widened here) or 96 (a SwiftI2V model)")
+    if args.grad_checkpointing:
+        model.enable_gradient_checkpointing()
+    mesh = init_device_mesh(device.type, (world,))
+    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if args.precision == "bf16"
+                              else torch.float32, reduce_dtype=torch.float32)
+    for block in model.blocks:
+        fully_shard(block, mesh=mesh, mp_policy=mp)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
+    return model.to(device)
+
+
+def state(model, opt, ema, step):
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+    msd, osd = get_state_dict(model, opt)
+    return {"model": msd, "optim": osd, "ema": ema, "step": torch.tensor(step)}
+
+
+def save(run, model, opt, ema, step, rank):
+    import torch.distributed.checkpoint as dcp
+    name = f"step_{step:08d}"
+    dcp.save(state(model, opt, ema, step), checkpoint_id=os.path.join(run, "checkpoints", name))
+    dist.barrier()
+    if rank == 0:
+        tmp = os.path.join(run, "checkpoints", "latest.part")
+        with open(tmp, "w") as f:
+            f.write(name)
+        os.replace(tmp, os.path.join(run, "checkpoints", "latest"))
+    dist.barrier()
+
+
+def resume(run, model, opt, ema) -> int:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import set_state_dict
+    latest = os.path.join(run, "checkpoints", "latest")
+    if not os.path.exists(latest):
+        return 0
+    name = open(latest).read().strip()
+    st = state(model, opt, ema, 0)
+    dcp.load(st, checkpoint_id=os.path.join(run, "checkpoints", name))
+    set_state_dict(model, opt, model_state_dict=st["model"], optim_state_dict=st["optim"])
+    return int(st["step"])
+
+
+def validation_sigmas(steps: int, shift: float) -> torch.Tensor:
+    return shifted_sigma(torch.linspace(1.0, 0.0, steps + 1), shift)
+
+
+@torch.no_grad()
+def validate(model, samples, args, device) -> float:
+    """``sample_csg`` (M=3, N=1) on held-out samples: relative squared error of the generated
+    blocks against the targets (every rank runs the same; FSDP needs all ranks)."""
+    model.eval()
+    errs = []
+    for k, s in enumerate(samples):
+        x0 = s["x0"][None].to(device)
+        g = torch.Generator().manual_seed(args.seed + 10_000 + k)
+        noise = torch.randn(x0.shape, generator=g).to(device)
+        out = sample_csg(diffusers_wan_denoiser(model, s["context"][None].to(device)), noise,
+                         validation_sigmas(args.val_steps, args.shift).to(device),
+                         anchor=x0[:, :, :1], reference=s["reference"][None].to(device),
+                         m=3, n=1, mode="swifti2v", rope=args.rope)
+        errs.append(float(((out - x0)[:, :, 1:] ** 2).mean() / (x0[:, :, 1:] ** 2).mean()))
+    model.train()
+    return sum(errs) / max(len(errs), 1)
+
+
+def memory_gib(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def train(args) -> None:
+    rank, world, device = setup()
+    os.makedirs(os.path.join(args.out, "checkpoints"), exist_ok=True)
+    train_files, val_files = split(sample_files(args.data), args.val_count)
+    data, val = SampleFolder(train_files), SampleFolder(val_files)
+    if rank == 0:
+        cfg = {k: v for k, v in vars(args).items()}
+        with open(os.path.join(args.out, "config.json"), "w") as f:
+            json.dump({**cfg, "world": world, "train_files": len(train_files)}, f, indent=1,
+                      default=str)
+    model = build_model(args, device, world)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    ema = ({n: p.detach().clone() for n, p in model.named_parameters()} if args.ema > 0 else {})
+    step = resume(args.out, model, opt, ema)
+    order = Order(data, world, rank, args.seed)
+    velocity = diffusers_wan_velocity(model)
+    log = open(os.path.join(args.out, "log.jsonl"), "a") if rank == 0 else None
+    bar = None
+    if rank == 0 and not args.no_progress:
+        from tqdm import tqdm
+        bar = tqdm(total=args.steps, initial=step, desc="train", dynamic_ncols=True)
+    if step == 0 and args.val_every and val_files:
+        err = validate(model, [val[i] for i in range(len(val))], args, device)
+        if log:
+            log.write(json.dumps({"step": 0, "val_error": err}) + "\n")
+            log.flush()
+    while step < args.steps:
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=device)
+        for a in range(args.grad_accum):
+            i = step * args.grad_accum + a
+            s = data[order(i)]
+            loss, _ = csg_training_loss(
+                velocity, s["x0"][None].to(device), s["reference"][None].to(device),
+                s["context"][None].to(device), step_generator(args.seed, i, rank),
+                rope=args.rope, pairs=args.pairs, shift=args.shift)
+            (loss / args.grad_accum).backward()
+            total += loss.detach() / args.grad_accum
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+        opt.step()
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in ema:
+                    ema[n].lerp_(p.detach(), 1 - args.ema)
+        step += 1
+        dist.all_reduce(total)
+        entry = {"step": step, "loss": float(total) / world, "lr": args.lr,
+                 "grad_norm": float(norm),
+                 "samples_per_s": world * args.grad_accum / (time.perf_counter() - t0),
+                 "memory_gib": memory_gib(device)}
+        if step % args.save_every == 0 or step == args.steps:
+            save(args.out, model, opt, ema, step, rank)
+        if args.val_every and val_files and step % args.val_every == 0:
+            entry["val_error"] = validate(model, [val[i] for i in range(len(val))], args, device)
+        if log:
+            log.write(json.dumps(entry) + "\n")
+            log.flush()
+        if bar:
+            bar.set_postfix(loss=f"{entry['loss']:.4f}", mem=f"{entry['memory_gib']:.1f}G")
+            bar.update(1)
+    if bar:
+        bar.close()
+    if log:
+        log.close()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        train(args)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

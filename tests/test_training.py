@@ -1,0 +1,124 @@
+"""The CSG training step (swift_core.training), the widened model and the export (issue 11)."""
+import copy
+
+import pytest
+import torch
+
+from swift_core.adapters import flow_denoised
+from swift_core.plan import plan_segments
+from swift_core.training import (PAIRS, csg_training_loss, draw_pair, draw_segment,
+                                 masked_velocity_loss, training_window)
+
+pytest.importorskip("diffusers")
+from swift_train.export import to_comfy, write  # noqa: E402
+from swift_train.model import comfy_to_diffusers, load_wan, widen_patch_embedding  # noqa: E402
+
+
+def latents(t=7, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, 48, t, 2, 2, generator=g), torch.randn(1, 48, t, 2, 2, generator=g)
+
+
+def test_window_context_is_clean_at_timestep_zero_and_segment_noised():
+    x0, ref = latents()
+    seg = plan_segments(7, 2, 2)[1]                   # context (0, 1, 2), current (3, 4)
+    noise = torch.randn_like(x0)
+    win = training_window(x0, ref, seg, torch.tensor([0.3]), noise, rope="absolute")
+    nc = len(seg.context)
+    assert seg.context == (0, 1, 2) and seg.current == (3, 4)
+    assert torch.equal(win.sigma, torch.tensor([[0.0, 0.0, 0.0, 0.3, 0.3]]))
+    assert torch.equal(win.x[:, :, :nc], x0[:, :, [0, 1, 2]])          # ground truth context
+    assert torch.allclose(win.x[:, :, nc:], 0.7 * x0[:, :, [3, 4]] + 0.3 * noise[:, :, [3, 4]])
+    assert torch.equal(win.reference, ref[:, :, [0, 1, 2, 3, 4]])
+    assert torch.equal(win.positions, torch.tensor([0, 1, 2, 3, 4]))
+    # the velocity target turns the noisy segment back into x0
+    seg_sigma = win.sigma[:, nc:]
+    assert torch.allclose(flow_denoised(win.x[:, :, nc:], win.target[:, :, nc:], seg_sigma),
+                          x0[:, :, [3, 4]], atol=1e-6)
+    assert torch.equal(training_window(x0, ref, plan_segments(7, 2, 1)[2], torch.tensor([0.5]),
+                                       noise, rope="window").positions, torch.arange(4))
+
+
+def test_loss_mask_covers_exactly_the_segment():
+    x0, ref = latents()
+    seg = plan_segments(7, 3, 2)[1]                   # context (0, 2, 3), current (4, 5, 6)
+    win = training_window(x0, ref, seg, torch.tensor([0.6]), torch.randn_like(x0))
+    v = torch.randn(win.x.shape, requires_grad=True)
+    masked_velocity_loss(v, win).backward()
+    nc = len(seg.context)
+    assert torch.count_nonzero(v.grad[:, :, :nc]) == 0               # context: no gradient
+    assert torch.count_nonzero(v.grad[:, :, nc:]) == v.grad[:, :, nc:].numel()
+    # equal to the plain MSE over the segment's blocks
+    want = ((v[:, :, nc:] - win.target[:, :, nc:]) ** 2).mean()
+    assert torch.allclose(masked_velocity_loss(v, win), want)
+
+
+def test_draws_cover_the_four_pairs_and_every_segment():
+    pairs, segs = set(), set()
+    for i in range(2000):
+        g = torch.Generator().manual_seed(i)
+        m, n = draw_pair(g)
+        pairs.add((m, n))
+        segs.add((m, n, draw_segment(21, m, n, g).index))
+    assert pairs == set(PAIRS)
+    assert segs == {(m, n, k) for m, n in PAIRS for k in range(len(plan_segments(21, m, n)))}
+
+
+def test_training_loss_sees_the_window_and_is_reproducible():
+    x0, ref = latents()
+    seen = []
+
+    def velocity(x, sigma, *, reference, positions, context):
+        seen.append((x.shape[2], sigma.clone(), positions.clone()))
+        return torch.zeros_like(x)
+
+    a, win = csg_training_loss(velocity, x0, ref, torch.zeros(1, 4, 8),
+                               torch.Generator().manual_seed(3))
+    b, _ = csg_training_loss(velocity, x0, ref, torch.zeros(1, 4, 8),
+                             torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and seen[0][0] == len(win.segment.window)
+    assert torch.count_nonzero(seen[0][1][:, :len(win.segment.context)]) == 0
+
+
+def test_widened_model_equals_the_base_whatever_the_reference():
+    base = load_wan("tiny", seed=4).eval()
+    wide = widen_patch_embedding(copy.deepcopy(base)).eval()
+    assert wide.config.in_channels == 96 and wide.patch_embedding.weight.shape[1] == 96
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 48, 3, 4, 4, generator=g)
+    t = torch.full((1, 3 * 4), 500.0)
+    ctx = torch.randn(1, 8, 4096, generator=g)
+    with torch.no_grad():
+        want = base(x, t, ctx, return_dict=False)[0]
+        for scale in (1.0, 10.0):
+            ref = torch.randn(1, 48, 3, 4, 4, generator=g) * scale
+            got = wide(torch.cat([x, ref], 1), t, ctx, return_dict=False)[0]
+            assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+        # and the new channels do reach the output once they are trained
+        wide.patch_embedding.weight.data[:, 48:] = torch.randn(
+            wide.patch_embedding.weight[:, 48:].shape, generator=g) * 0.1
+        assert not torch.allclose(wide(torch.cat([x, ref], 1), t, ctx, return_dict=False)[0],
+                                  want, atol=1e-3)
+
+
+def test_export_then_reimport_gives_identical_tensors(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    model = widen_patch_embedding(load_wan("tiny", seed=5))
+    sd = model.state_dict()
+    path = write(sd, str(tmp_path / "m.safetensors"), dtype="fp32", rope="absolute")
+    comfy = load_file(path)
+    assert "head.modulation" in comfy and "blocks.0.self_attn.q.weight" in comfy
+    assert "blocks.0.norm3.weight" in comfy and "blocks.0.modulation" in comfy
+    assert comfy["patch_embedding.weight"].shape[1] == 96
+    back = comfy_to_diffusers(dict(comfy))              # diffusers' own single-file converter
+    assert set(back) == set(sd)
+    for k in sd:
+        assert torch.equal(back[k], sd[k]), k
+    with safe_open(path, "pt") as f:
+        assert f.metadata()["swifti2v.rope"] == "absolute"
+        assert f.metadata()["swifti2v.mode"] == "swifti2v"
+    # the file loads back as a model (ComfyUI layout detected)
+    again = load_wan(path)
+    assert torch.equal(again.state_dict()["patch_embedding.weight"], sd["patch_embedding.weight"])
+    assert len(to_comfy(sd)) == len(sd)

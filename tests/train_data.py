@@ -1,0 +1,60 @@
+"""A tiny training set in the sample format: clips panned over a real photo (NASA's public-domain
+astronaut portrait, as scikit-image ships it, in tests/data/astronaut_192.png).
+
+The Wan 2.2 VAE is too big for CPU tests, so a fixed linear stand-in encodes frames into its latent
+layout: each latent block averages its frames (frame 0 alone), each 16x16 patch is projected to 48
+channels. The reference is built with swift_core's own hybrid reference from a low-res version of
+the clip, then encoded the same way, as the Sample Writer does with the real VAE.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from swift_core import hybrid_reference
+from swift_core.reference import stage1_image
+from swift_core.samples import write_sample
+
+PHOTO = Path(__file__).resolve().parent / "data" / "astronaut_192.png"
+
+
+def photo() -> torch.Tensor:
+    from PIL import Image
+    import numpy as np
+    return torch.from_numpy(np.asarray(Image.open(PHOTO).convert("RGB")).copy()).float() / 255
+
+
+def encode(frames: torch.Tensor) -> torch.Tensor:
+    """[F, H, W, 3] (F = 4k+1) -> [48, T', H/16, W/16]."""
+    x = frames.permute(3, 0, 1, 2)                                   # [3, F, H, W]
+    blocks = [x[:, :1].mean(1)] + [x[:, i:i + 4].mean(1) for i in range(1, x.shape[1], 4)]
+    x = torch.stack(blocks, 1)                                       # [3, T', H, W]
+    x = F.pixel_unshuffle(x.transpose(0, 1), 16)                     # [T', 768, h, w]
+    proj = torch.randn(48, 768, generator=torch.Generator().manual_seed(123)) / 768 ** 0.5
+    return torch.einsum("oc,tchw->othw", proj, x) * 4
+
+
+def panned_clip(img, frames=17, size=64, dx=3, dy=1, x0=20, y0=30) -> torch.Tensor:
+    return torch.stack([img[y0 + i * dy:y0 + i * dy + size, x0 + i * dx:x0 + i * dx + size]
+                        for i in range(frames)])
+
+
+def make_dataset(folder: Path, count: int = 6, frames: int = 17, size: int = 64) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    img = photo()
+    out = []
+    for k in range(count):
+        clip = panned_clip(img, frames, size, dx=1 + k % 3, dy=(k % 2) * 2 - 1,
+                           x0=20 + 9 * k, y0=60 - 4 * k)
+        low = stage1_image(clip, size, size)                         # Stage I's size
+        ref = hybrid_reference(low, clip[:1], size, size, crop="center")
+        context = torch.randn(8, 4096, generator=torch.Generator().manual_seed(k))
+        meta = {"width": size, "height": size, "frames": frames, "strength": 0.0, "steps": 0,
+                "seed": 0, "synthesized": "false", "source": f"astronaut_{k}", "start": 0,
+                "pack_version": "test"}
+        path = folder / f"astronaut_{k}_000000.safetensors"
+        write_sample(str(path), encode(clip), encode(ref), context, meta, dtype="float32")
+        out.append(path)
+    return out
