@@ -1,0 +1,90 @@
+"""Train -> export -> ComfyUI (issue 11): a tiny Stage II trained by swift_train loads with core's
+Load Diffusion Model and the bundled workflow runs it in swifti2v mode to a video."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("diffusers")
+
+from swift_batch.__main__ import main as batch_main  # noqa: E402
+
+from ..train_data import make_dataset  # noqa: E402
+from .graphs import TINY  # noqa: E402
+from .test_workflows_host import tiny_api_workflow  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_exported_weights_compute_the_same_in_comfyui(tmp_path):
+    """What training optimises (diffusers' forward, per-block sigma, reference concatenated) is
+    what ComfyUI computes with the exported file: one window, context at sigma 0."""
+    import torch
+    from swift_core.adapters import diffusers_wan_velocity
+    from swift_train.export import write
+    from swift_train.model import load_wan, widen_patch_embedding
+    from .server import comfyui_path, comfyui_python
+    model = widen_patch_embedding(load_wan("tiny", seed=9)).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():           # as after training: the reference channels matter
+        model.patch_embedding.weight[:, 48:] = torch.randn(
+            model.patch_embedding.weight[:, 48:].shape, generator=g) * 0.05
+    write(model.state_dict(), str(tmp_path / "m.safetensors"), dtype="fp32")
+    io = {"x": torch.randn(1, 48, 4, 4, 6, generator=g),
+          "ref": torch.randn(1, 48, 4, 4, 6, generator=g),
+          "sigma": torch.tensor([[0.0, 0.0, 0.7, 0.7]]),
+          "context": torch.randn(1, 8, 4096, generator=g)}
+    with torch.no_grad():
+        want = diffusers_wan_velocity(model)(io["x"], io["sigma"], reference=io["ref"],
+                                             positions=torch.arange(4), context=io["context"])
+    torch.save(io, tmp_path / "io.pt")
+    r = subprocess.run([comfyui_python(), str(Path(__file__).with_name("comfy_forward.py")),
+                        str(tmp_path / "m.safetensors"), str(tmp_path / "io.pt")],
+                       cwd=comfyui_path(), env=dict(os.environ, COMFYUI_PATH=comfyui_path()),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = torch.load(tmp_path / "io.pt")
+    assert got["model_class"] == "WAN22"
+    assert float((got["comfy"] - want).abs().max() / want.abs().max()) < 1e-4   # measured 1.4e-6
+
+
+def test_trained_and_exported_model_runs_in_the_bundled_workflow(server, models, tmp_path, capsys):
+    make_dataset(tmp_path / "samples", count=3)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
+                          "--master_port", str(29_000 + os.getpid() % 1000), "-m",
+                          "swift_train.train", "--data", str(tmp_path / "samples"), "--out",
+                          str(tmp_path / "run"), "--steps", "2", "--save-every", "2",
+                          "--precision", "fp32", "--no-progress"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    name = f"swifti2v_trained_{os.getpid()}.safetensors"
+    target = Path(models) / "diffusion_models" / name
+    exp = subprocess.run([sys.executable, "-m", "swift_train.export", "--run",
+                          str(tmp_path / "run"), "--out", str(target), "--dtype", "fp16"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert exp.returncode == 0, exp.stderr[-3000:]
+    try:
+        (tmp_path / "rows.csv").write_text("image,prompt,seed,width,height,frames\n"
+                                           "astronaut.png,an astronaut waves,1,64,64,9\n")
+        import shutil
+        shutil.copy(server.input / "astronaut.png", tmp_path / "astronaut.png")
+        out = tmp_path / "videos"
+        args = ["--rows", str(tmp_path / "rows.csv"), "--out", str(out), "--server", server.url,
+                "--workflow", str(tiny_api_workflow(tmp_path / "wf.json")), "--no-progress",
+                "--set", f"1.unet_name={TINY['stage1']}",
+                "--set", "2.lora_name=tiny_lightx2v_lora.safetensors",
+                "--set", f"3.vae_name={TINY['vae1']}", "--set", f"12.vae_name={TINY['vae2']}",
+                "--set", f"11.unet_name={name}", "--set", "14.mode=swifti2v",
+                "--set", "14.rope=window", "--set", "14.steps=2", "--timeout", "900"]
+        assert batch_main(args) == 0, capsys.readouterr().err
+        import av
+        with av.open(str(out / "astronaut.mp4")) as c:
+            frames = [f for f in c.decode(video=0)]
+        assert len(frames) == 9 and (frames[0].width, frames[0].height) == (64, 64)
+        log = server.log_text()
+        assert "unet unexpected" not in log and "unet missing" not in log, log[-3000:]
+    finally:
+        target.unlink(missing_ok=True)
