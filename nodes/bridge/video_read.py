@@ -26,8 +26,13 @@ def input_path(name: str, input_name: str = "video") -> str:
     """The file ``name`` names in the input folder; never a path outside it."""
     root = os.path.abspath(folder_paths.get_input_directory())
     check(isinstance(name, str) and name.strip() != "", f"{input_name}: no video file given")
-    path = os.path.abspath(folder_paths.get_annotated_filepath(name))
-    check(os.path.commonpath([root, path]) == root,
+    plain = name.split(" [")[0].replace("\\", "/")        # "x.mp4 [input]" annotations aside
+    escapes = os.path.isabs(plain) or ".." in plain.split("/")
+    try:
+        path = os.path.abspath(folder_paths.get_annotated_filepath(name))
+    except Exception:                       # newer ComfyUI refuses such names itself
+        path, escapes = root, True
+    check(not escapes and os.path.commonpath([root, path]) == root,
           f"{input_name}={name!r}: must be a file inside ComfyUI's input folder")
     check(os.path.isfile(path), f"{input_name}={name!r}: no such file in ComfyUI's input folder")
     return path
