@@ -1,5 +1,4 @@
 """SwiftI2V Training Sample Writer: one Stage II training sample (x0, R, text) per clip."""
-import os
 import re
 
 from comfy_api.latest import io

@@ -17,7 +17,6 @@ import time
 import torch
 import torch.distributed as dist
 
-from swift_core import plan_segments  # noqa: F401  (swift_core importable: the pack's library)
 from swift_core.adapters import diffusers_wan_denoiser, diffusers_wan_velocity
 from swift_core.sampling import sample_csg
 from swift_core.training import PAIRS, WAN_SHIFT, csg_training_loss, shifted_sigma
