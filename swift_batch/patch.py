@@ -49,12 +49,8 @@ def apply_sets(workflow: dict, sets: list[str]) -> dict:
     return wf
 
 
-def patch_for_row(workflow: dict, row: Row, image_name: str, prefix: str) -> dict:
-    wf = copy.deepcopy(workflow)
-    loads = find(wf, class_type="LoadImage")
-    if len(loads) != 1:
-        raise WorkflowError(f"workflow: expected one LoadImage node, found {len(loads)}")
-    wf[loads[0]]["inputs"]["image"] = image_name
+def set_prompts(wf: dict, row: Row) -> None:
+    """The row's prompt (or caption) and negative into the nodes titled for them."""
     pos = find(wf, title="Positive Prompt")
     if len(pos) != 1:
         raise WorkflowError("workflow: expected one node titled 'Positive Prompt'")
@@ -62,6 +58,15 @@ def patch_for_row(workflow: dict, row: Row, image_name: str, prefix: str) -> dic
     if row.negative is not None:
         for k in find(wf, title="Negative Prompt"):
             wf[k]["inputs"]["text"] = row.negative
+
+
+def patch_for_row(workflow: dict, row: Row, image_name: str, prefix: str) -> dict:
+    wf = copy.deepcopy(workflow)
+    loads = find(wf, class_type="LoadImage")
+    if len(loads) != 1:
+        raise WorkflowError(f"workflow: expected one LoadImage node, found {len(loads)}")
+    wf[loads[0]]["inputs"]["image"] = image_name
+    set_prompts(wf, row)
     for k in find(wf, class_type=SAMPLERS):
         if row.seed is not None:
             wf[k]["inputs"]["seed"] = row.seed
@@ -96,13 +101,7 @@ def patch_for_data_row(workflow: dict, row: Row, video_name: str, folder: str,
         value = getattr(row, column) if getattr(row, column) is not None else defaults.get(column)
         if value is not None:
             clips[key] = value
-    pos = find(wf, title="Positive Prompt")
-    if len(pos) != 1:
-        raise WorkflowError("workflow: expected one node titled 'Positive Prompt'")
-    wf[pos[0]]["inputs"]["text"] = row.prompt
-    if row.negative is not None:
-        for k in find(wf, title="Negative Prompt"):
-            wf[k]["inputs"]["text"] = row.negative
+    set_prompts(wf, row)
     for k in find(wf, class_type="SwiftI2VStageTransition"):
         if row.seed is not None:
             wf[k]["inputs"]["seed"] = row.seed

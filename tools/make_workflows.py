@@ -157,8 +157,8 @@ def stage2_nodes(s2x: int, low_res: tuple, image: tuple, prompts: tuple, size_fr
     ]
 
 
-def graph_2k() -> list[dict]:
-    s1x, s2x = 40, 1480
+def stage1_loaders(s1x: int) -> list[dict]:
+    """Wan 2.1 I2V 14B with the LightX2V LoRA, and CLIP vision (ids 1, 2, 5)."""
     return [
         node(1, "UNETLoader", [s1x, 80], [380, 82], {"unet_name": MODELS["stage1"][0],
                                                      "weight_dtype": "default"},
@@ -166,9 +166,16 @@ def graph_2k() -> list[dict]:
         node(2, "LoraLoaderModelOnly", [s1x, 200], [380, 82],
              {"lora_name": MODELS["lora"][0], "strength_model": 1.0}, {"model": (1, 0)},
              title="LightX2V 4-step LoRA", model="lora"),
-        *common_inputs(s1x, 320, 420),
         node(5, "CLIPVisionLoader", [s1x, 570], [380, 58], {"clip_name": MODELS["clipv"][0]},
              title="Load CLIP Vision (clip_vision_h)", model="clipv"),
+    ]
+
+
+def graph_2k() -> list[dict]:
+    s1x, s2x = 40, 1480
+    return [
+        *stage1_loaders(s1x),
+        *common_inputs(s1x, 320, 420),
         node(9, "CLIPVisionEncode", [460, 860], [300, 78], {"crop": "none"},
              {"clip_vision": (5, 0), "image": (6, 0)}),
         node(10, "SwiftI2VStage1Sampler", [940, 80], [400, 400],
@@ -245,15 +252,8 @@ def graph_training_data() -> list[dict]:
     -> Stage Transition (Eq. 12, s = 0.1, k = 1) -> Training Sample Writer."""
     s1x = 40
     return [
-        node(1, "UNETLoader", [s1x, 80], [380, 82], {"unet_name": MODELS["stage1"][0],
-                                                     "weight_dtype": "default"},
-             title="Load Stage I model (Wan 2.1 I2V 14B)", model="stage1"),
-        node(2, "LoraLoaderModelOnly", [s1x, 200], [380, 82],
-             {"lora_name": MODELS["lora"][0], "strength_model": 1.0}, {"model": (1, 0)},
-             title="LightX2V 4-step LoRA", model="lora"),
+        *stage1_loaders(s1x),
         *[n for n in common_inputs(s1x, 320, 420) if n["type"] != "LoadImage"],
-        node(5, "CLIPVisionLoader", [s1x, 570], [380, 58], {"clip_name": MODELS["clipv"][0]},
-             title="Load CLIP Vision (clip_vision_h)", model="clipv"),
         node(12, "VAELoader", [s1x, 680], [380, 58], {"vae_name": MODELS["vae2"][0]},
              title="Load Stage II VAE (Wan 2.2)", model="vae2"),
         node(30, "SwiftI2VLoadClips", [460, 80], [340, 200],

@@ -135,29 +135,10 @@ def test_clip_frame_count_not_4k1(client):
     assert e.value.details.get("node_id") == "21"
 
 
-def tiny_data_workflow(path):
-    """The bundled training-data API workflow with the text and CLIP vision encoders replaced by
-    the test conditioning node (still fed the caption)."""
-    import json
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[2]
-    wf = json.loads((root / "example_workflows" / "api" / "swifti2v_training_data_api.json")
-                    .read_text())
-    for k, n in list(wf.items()):
-        if n["class_type"] == "CLIPTextEncode":
-            n["class_type"] = "SwiftTestConditioning"
-            n["inputs"] = {"seed": int(k), "text": n["inputs"]["text"]}
-        elif n["class_type"] in ("CLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode"):
-            del wf[k]
-    for n in wf.values():
-        n["inputs"].pop("clip_vision_output", None)
-    path.write_text(json.dumps(wf))
-    return path
-
-
 def test_batch_client_makes_data_over_a_csv_and_resumes(server, tmp_path, capsys):
     from swift_batch.__main__ import main as batch_main
     from .graphs import TINY
+    from .test_workflows_host import tiny_api_workflow
     photo = server.input / "astronaut.png"
     panned_video(photo, tmp_path / "walk.mp4", frames=17)
     panned_video(server.input / "chelsea.png", tmp_path / "cat.mp4", frames=26, step=3)
@@ -165,7 +146,7 @@ def test_batch_client_makes_data_over_a_csv_and_resumes(server, tmp_path, capsys
                                        "cat.mp4,a cat,2\n")
     out = tmp_path / "data"
     args = ["--data", "--rows", str(tmp_path / "rows.csv"), "--out", str(out),
-            "--server", server.url, "--workflow", str(tiny_data_workflow(tmp_path / "wf.json")),
+            "--server", server.url, "--workflow", str(tiny_api_workflow(tmp_path / "wf.json", "swifti2v_training_data")),
             "--no-progress", "--stride", "8",
             "--set", f"1.unet_name={TINY['stage1']}",
             "--set", "2.lora_name=tiny_lightx2v_lora.safetensors",

@@ -59,10 +59,10 @@ def test_templates_endpoint_lists_exactly_the_ui_templates(server):
         assert thumb.ok and thumb.content[:3] == b"\xff\xd8\xff"
 
 
-def tiny_api_workflow(path: Path) -> Path:
-    """The bundled API workflow; the umt5 and CLIP vision encoders (minutes on a CPU at full size)
+def tiny_api_workflow(path: Path, name: str = "swifti2v_2k") -> Path:
+    """A bundled API workflow; the umt5 and CLIP vision encoders (minutes on a CPU at full size)
     replaced by the test conditioning node, which still takes the prompt text."""
-    wf = json.loads((ROOT / "example_workflows" / "api" / "swifti2v_2k_api.json").read_text())
+    wf = json.loads((ROOT / "example_workflows" / "api" / f"{name}_api.json").read_text())
     for k, n in list(wf.items()):
         if n["class_type"] == "CLIPTextEncode":
             n["class_type"] = "SwiftTestConditioning"
