@@ -103,5 +103,6 @@ class SwiftI2VSampleWriter(io.ComfyNode):
                 "strength": info["strength"], "steps": info["steps"], "seed": info["seed"],
                 "synthesized": str(bool(info["synthesized"])).lower(), "source": name,
                 "start": start, "pack_version": swift_core.__version__}
-        write_sample(target.path, x0[0], reference[0], context, meta, dtype=dtype)
+        write_sample(target.path, vae_stream.dit_latent(x0)[0],
+                     vae_stream.dit_latent(reference)[0], context, meta, dtype=dtype)
         return io.NodeOutput(ui={"swifti2v_samples": [target.ui]})

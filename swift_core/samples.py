@@ -4,6 +4,10 @@ Tensors (no batch axis):
 
 - ``x0``        [48, T', H/16, W/16]: the clip's Wan 2.2 latent (the target). Block 0 is the
   anchor A: the clip's first frame, which is the input image at inference.
+
+Both latents are in the Stage II DiT's space (metadata ``latent_space`` = ``wan22-normalized``):
+the raw VAE latent normalised per channel by the Wan 2.2 latent statistics, as ComfyUI's sampling
+does before the model sees the latent and the concatenated reference (``Wan22.process_in``).
 - ``reference`` [48, T', H/16, W/16]: the hybrid reference R built from the low-res clip exactly as
   at inference (its block 0 equals x0's block 0: both encode the same first frame).
 - ``context``   [L, D]: the caption's text embedding (umt5: D = 4096).
@@ -11,7 +15,8 @@ Tensors (no batch axis):
 Latents are stored in ``bfloat16`` or ``float32`` (metadata ``dtype``), the text as given.
 Metadata (strings): ``format`` = ``swifti2v-sample``, ``version``, ``width``, ``height``,
 ``frames``, ``strength``, ``steps`` (0 for a plain downsample), ``seed``, ``synthesized``
-(``true``/``false``), ``source``, ``start``, ``pack_version``, ``anchor`` and ``dtype``.
+(``true``/``false``), ``source``, ``start``, ``pack_version``, ``anchor``, ``latent_space`` and
+``dtype``.
 """
 from __future__ import annotations
 
@@ -26,9 +31,11 @@ from .sizes import latent_blocks
 FORMAT = "swifti2v-sample"
 VERSION = "1"
 ANCHOR_RULE = "block 0 of x0"
+LATENT_SPACE = "wan22-normalized"
 LATENT_CHANNELS = 48
 REQUIRED_META = ("format", "version", "width", "height", "frames", "strength", "steps", "seed",
-                 "synthesized", "source", "start", "pack_version", "anchor", "dtype")
+                 "synthesized", "source", "start", "pack_version", "anchor", "latent_space",
+                 "dtype")
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
@@ -65,7 +72,7 @@ def write_sample(path: str, x0, reference, context, meta: dict,
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r}: must be one of {list(DTYPES)}")
     info = {**{k: str(v) for k, v in meta.items()}, "format": FORMAT, "version": VERSION,
-            "anchor": ANCHOR_RULE, "dtype": dtype}
+            "anchor": ANCHOR_RULE, "latent_space": LATENT_SPACE, "dtype": dtype}
     check_tensors(x0, reference, context, int(info["width"]), int(info["height"]),
                   int(info["frames"]), path)
     missing = [k for k in REQUIRED_META if k not in info]
@@ -98,6 +105,9 @@ def read_sample(path: str) -> Sample:
             if meta.get("version") != VERSION:
                 raise ValueError(f"{path}: sample format version {meta.get('version')!r}; this "
                                  f"reader knows version {VERSION}")
+            if meta.get("latent_space", LATENT_SPACE) != LATENT_SPACE:
+                raise ValueError(f"{path}: latents in space {meta.get('latent_space')!r}; the "
+                                 f"trainer needs {LATENT_SPACE!r}")
             missing = [k for k in ("x0", "reference", "context") if k not in keys]
             missing += [k for k in REQUIRED_META if k not in meta]
             if missing:

@@ -27,6 +27,7 @@ def test_round_trip(tmp_path, dtype):
     assert torch.equal(s.context, ctx)
     assert torch.equal(s.anchor, s.reference[:, :1])
     assert s.meta["dtype"] == dtype and s.meta["anchor"] == "block 0 of x0"
+    assert s.meta["latent_space"] == "wan22-normalized"
     assert s.meta["source"] == "clip.mp4" and s.meta["frames"] == "9"
     assert [p.name for p in tmp_path.iterdir()] == ["a.safetensors"]      # no temp file left
 
@@ -57,7 +58,17 @@ def test_missing_tensor(tmp_path):
     x0, ref, ctx = tensors()
     path = str(tmp_path / "b.safetensors")
     meta = {**{k: str(v) for k, v in META.items()}, "format": "swifti2v-sample", "version": "1",
-            "anchor": "block 0 of x0", "dtype": "float32"}
+            "anchor": "block 0 of x0", "latent_space": "wan22-normalized", "dtype": "float32"}
     save_file({"x0": x0, "context": ctx}, path, metadata=meta)
     with pytest.raises(ValueError, match=r"missing \['reference'\]"):
+        read_sample(path)
+
+
+def test_raw_latents_refused(tmp_path):
+    x0, ref, ctx = tensors()
+    path = str(tmp_path / "raw.safetensors")
+    meta = {**{k: str(v) for k, v in META.items()}, "format": "swifti2v-sample", "version": "1",
+            "anchor": "block 0 of x0", "latent_space": "raw", "dtype": "float32"}
+    save_file({"x0": x0, "reference": ref, "context": ctx}, path, metadata=meta)
+    with pytest.raises(ValueError, match="latents in space 'raw'"):
         read_sample(path)

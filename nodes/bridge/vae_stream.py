@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+import comfy.latent_formats
 import comfy.ldm.wan.vae2_2 as wan22_vae
 import comfy.model_management as mm
 
@@ -103,6 +104,13 @@ def encode_chunks(vae, chunks, latent_h: int, latent_w: int, tile_px: int, overl
         if on_chunk is not None:
             on_chunk(i + 1)
     return torch.cat(out, dim=2)
+
+
+def dit_latent(raw: torch.Tensor) -> torch.Tensor:
+    """A raw Wan 2.2 VAE latent as the Stage II DiT sees it: ComfyUI's own Wan 2.2 latent format
+    (``process_in``, per-channel mean and std), applied by core sampling to the latent and to the
+    concatenated reference alike. Training samples are stored in this space."""
+    return comfy.latent_formats.Wan22().process_in(raw.float())
 
 
 def vae_decode(vae, latent: torch.Tensor) -> torch.Tensor:

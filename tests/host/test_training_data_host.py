@@ -39,6 +39,7 @@ def test_sample_file(client, server, videos):
     assert s.meta["strength"] == "0.1" and s.meta["steps"] == "1" and s.meta["seed"] == "7"
     assert s.meta["synthesized"] == "true" and s.meta["source"] == "panned"
     assert s.meta["start"] == "0" and s.meta["pack_version"] and s.meta["dtype"] == "float32"
+    assert s.meta["latent_space"] == "wan22-normalized"
     a, r = s.x0[:, :1], s.reference[:, :1]                 # the anchor is block 0 of x0 ...
     assert float((a - r).abs().max() / a.abs().max()) < 1e-3      # ... and of R
     assert not torch.allclose(s.x0[:, 1:], s.reference[:, 1:], atol=1e-3)   # R is not x0
