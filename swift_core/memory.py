@@ -104,3 +104,24 @@ def check_fits(need_bytes: int, available_bytes: int, *, inputs: str, what: str,
     if need_bytes > available_bytes:
         raise ValueError(f"{inputs}: {what} needs about {need_bytes / GIB:.1f} GiB of {where}, "
                          f"but {available_bytes / GIB:.1f} GiB is available; {advice}")
+
+
+#: bytes per parameter of full fine-tuning with AdamW: fp32 weights, gradients, two moments
+TRAIN_STATE_BYTES = 16
+
+
+def training_state_bytes(cfg: WanDiTConfig, world: int = 1) -> int:
+    """fp32 weights, gradients and AdamW moments, sharded over ``world`` ranks (FSDP)."""
+    return TRAIN_STATE_BYTES * cfg.params // max(world, 1)
+
+
+def training_checkpoint_bytes(cfg: WanDiTConfig, blocks: int, latent_h: int, latent_w: int,
+                              dtype_bytes: int = 2) -> int:
+    """With activation checkpointing, the block inputs kept for the backward pass."""
+    return cfg.layers * cfg.tokens(blocks, latent_h, latent_w) * cfg.dim * dtype_bytes
+
+
+def training_flops(cfg: WanDiTConfig, blocks: int, latent_h: int, latent_w: int,
+                   checkpointing: bool = True) -> float:
+    """Forward + backward (2x) + recomputed forward with checkpointing: 4 (else 3) forwards."""
+    return (4 if checkpointing else 3) * cfg.flops(blocks, latent_h, latent_w)
