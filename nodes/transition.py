@@ -1,7 +1,7 @@
 """SwiftI2V Stage Transition: a Stage-I-like low-res clip from a ground-truth clip (Eq. 12)."""
 from comfy_api.latest import io
 
-from ..swift_core import size_from_image
+from ..swift_core import check_size_input, size_from_image
 from ..swift_core.reference import stage1_image
 from ..swift_core.transition import check_strength, check_transition_steps
 from .bridge import checks, fits, stage1, vae_stream
@@ -64,7 +64,6 @@ class SwiftI2VStageTransition(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, width=None, height=None, crop=None, strength=None, steps=None,
                         sampler_name=None, scheduler=None):
-        from ..swift_core import check_size_input
         return validate(cls, {"width": width, "height": height, "crop": crop, "steps": steps,
                               "sampler_name": sampler_name, "scheduler": scheduler},
                         (check_size_input, width, "width"), (check_size_input, height, "height"),
