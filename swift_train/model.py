@@ -66,7 +66,8 @@ def load_wan(base: str, dtype=torch.float32, seed: int = 0):
         return model if dtype == torch.float32 else model.to(dtype)
     if os.path.isdir(base):
         sub = "transformer" if os.path.isdir(os.path.join(base, "transformer")) else None
-        return cls.from_pretrained(base, subfolder=sub, torch_dtype=dtype)
+        model = cls.from_pretrained(base, subfolder=sub)      # fp32 master weights
+        return model if dtype == torch.float32 else model.to(dtype)
     if not os.path.isfile(base):
         raise FileNotFoundError(f"--base {base!r}: no such file or folder (give 'tiny', a "
                                 "diffusers folder or a .safetensors file)")

@@ -122,3 +122,13 @@ def test_export_then_reimport_gives_identical_tensors(tmp_path):
     again = load_wan(path)
     assert torch.equal(again.state_dict()["patch_embedding.weight"], sd["patch_embedding.weight"])
     assert len(to_comfy(sd)) == len(sd)
+
+
+def test_base_from_a_diffusers_folder(tmp_path):
+    model = load_wan("tiny", seed=6)
+    model.save_pretrained(tmp_path / "Wan2.2-TI2V-5B-Diffusers" / "transformer")
+    again = load_wan(str(tmp_path / "Wan2.2-TI2V-5B-Diffusers"))
+    for k, v in model.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v), k
+    with pytest.raises(FileNotFoundError, match="--base 'nope': no such file or folder"):
+        load_wan("nope")
