@@ -193,6 +193,7 @@ def train(args) -> None:
         opt.zero_grad(set_to_none=True)
         total = torch.zeros((), device=device)
         for a in range(args.grad_accum):
+            model.set_requires_gradient_sync(a == args.grad_accum - 1)   # reduce once per step
             i = step * args.grad_accum + a
             s = data[order(i)]
             loss, _ = csg_training_loss(
