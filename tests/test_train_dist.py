@@ -12,19 +12,9 @@ import torch
 pytest.importorskip("diffusers")
 from swift_core.samples import read_sample  # noqa: E402
 
-from .train_data import make_dataset  # noqa: E402
+from .train_data import make_dataset, torchrun  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def torchrun(nproc, *args, timeout=600):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-           "--master_port", str(29_500 + os.getpid() % 1000),
-           "-m", "swift_train.train", "--no-progress", *map(str, args)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, r.stderr[-4000:]
-    return r
 
 
 def losses(run: Path) -> dict:
@@ -46,10 +36,10 @@ def dataset(tmp_path_factory):
 def test_torchrun_two_ranks_resume_equals_uninterrupted(dataset, tmp_path):
     common = ["--data", dataset, "--precision", "fp32", "--lr", "1e-3", "--grad-accum", "2",
               "--ema", "0.9", "--save-every", "2", "--seed", "3"]
-    torchrun(2, *common, "--out", tmp_path / "a", "--steps", 4)
-    torchrun(2, *common, "--out", tmp_path / "b", "--steps", 2)       # stops after a checkpoint
+    torchrun(2, "--no-progress", *common, "--out", tmp_path / "a", "--steps", 4)
+    torchrun(2, "--no-progress", *common, "--out", tmp_path / "b", "--steps", 2)       # stops after a checkpoint
     assert (tmp_path / "b" / "checkpoints" / "latest").read_text() == "step_00000002"
-    torchrun(2, *common, "--out", tmp_path / "b", "--steps", 4)       # the same command resumes
+    torchrun(2, "--no-progress", *common, "--out", tmp_path / "b", "--steps", 4)       # the same command resumes
     a, b = losses(tmp_path / "a"), losses(tmp_path / "b")
     assert sorted(a) == sorted(b) == [1, 2, 3, 4]
     assert a == b, (a, b)                                   # same data order, draws and state
@@ -60,7 +50,7 @@ def test_torchrun_two_ranks_resume_equals_uninterrupted(dataset, tmp_path):
 
 def test_export_command(dataset, tmp_path):
     from safetensors import safe_open
-    torchrun(1, "--data", dataset, "--precision", "fp32", "--steps", 2, "--save-every", 2,
+    torchrun(1, "--no-progress", "--data", dataset, "--precision", "fp32", "--steps", 2, "--save-every", 2,
              "--ema", "0.5", "--rope", "absolute", "--out", tmp_path / "run")
     out = tmp_path / "stage2.safetensors"
     for extra, ema in (([], "true"), (["--no-ema"], "false")):
@@ -82,7 +72,7 @@ def test_learning(dataset, tmp_path):
     Measured on a CPU: loss 3.40 -> 1.64 (mean of the first / last 30 steps), validation error
     1.18 -> 0.24; the test asks for 0.6x on each."""
     run = tmp_path / "learn"
-    torchrun(1, "--data", dataset, "--out", run, "--precision", "fp32", "--lr", "1e-3",
+    torchrun(1, "--no-progress", "--data", dataset, "--out", run, "--precision", "fp32", "--lr", "1e-3",
              "--steps", 150, "--val-count", 2, "--val-every", 150, "--save-every", 150,
              timeout=900)
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]

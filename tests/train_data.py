@@ -8,6 +8,9 @@ the clip, then encoded the same way, as the Sample Writer does with the real VAE
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -18,6 +21,18 @@ from swift_core.reference import stage1_image
 from swift_core.samples import write_sample
 
 PHOTO = Path(__file__).resolve().parent / "data" / "astronaut_192.png"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def torchrun(nproc: int, *args, module: str = "swift_train.train", timeout: float = 600):
+    """``torchrun --nproc_per_node N -m swift_train.train ARGS`` (gloo on CPU); asserts success."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+           "--master_port", str(29_500 + (os.getpid() + nproc) % 1000), "-m", module,
+           *map(str, args)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                       env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
+    assert r.returncode == 0, r.stderr[-4000:]
+    return r
 
 
 def photo() -> torch.Tensor:

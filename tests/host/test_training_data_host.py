@@ -1,6 +1,5 @@
 """Training data (issue 10) in a real ComfyUI: Load Clips -> Stage Transition -> Sample Writer."""
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -168,15 +167,7 @@ def test_batch_client_makes_data_over_a_csv_and_resumes(server, tmp_path, capsys
     assert "2 row(s) already done, skipped: walk, cat" in capsys.readouterr().err
     assert {str(p): p.stat().st_mtime_ns for p in out.glob("*/*.safetensors")} == stamps
     # the samples ComfyUI wrote are what the trainer reads: two steps of swift_train on them
-    import os
-    import subprocess
-    import sys
-    root = Path(__file__).resolve().parents[2]
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
-                        "--master_port", str(28_000 + os.getpid() % 1000), "-m",
-                        "swift_train.train", "--data", str(out), "--out", str(tmp_path / "run"),
-                        "--steps", "2", "--save-every", "2", "--precision", "fp32",
-                        "--no-progress"], cwd=root, capture_output=True, text=True, timeout=600,
-                       env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(root)))
-    assert r.returncode == 0, r.stderr[-3000:]
+    from ..train_data import torchrun
+    torchrun(1, "--data", out, "--out", tmp_path / "run", "--steps", 2, "--save-every", 2,
+             "--precision", "fp32", "--no-progress")
     assert (tmp_path / "run" / "checkpoints" / "latest").read_text() == "step_00000002"
