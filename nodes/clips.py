@@ -1,5 +1,6 @@
 """SwiftI2V Load Clips: clips of 4k+1 frames cut from a video in ComfyUI's input folder."""
 import os
+import re
 
 from comfy_api.latest import io
 
@@ -75,5 +76,6 @@ class SwiftI2VLoadClips(io.ComfyNode):
                              what=f"{len(starts)} clip(s) of {length} frames",
                              advice="lower max_clips or length")
         clips = [frames[s:s + length].float() / 255.0 for s in starts]
-        name = os.path.splitext(os.path.basename(path))[0]
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name = re.sub(r"[^A-Za-z0-9._ -]+", "_", stem).strip("._ ") or "video"   # a file name
         return io.NodeOutput(clips, starts, name, fps)

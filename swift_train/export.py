@@ -67,19 +67,32 @@ def write(state_dict: dict, path: str, *, dtype: str = "bf16", rope: str = "wind
     return path
 
 
+def load_weights(checkpoint: str, part: str) -> dict:
+    """One part ("model" or "ema") of a DCP checkpoint as full tensors, without loading the
+    optimizer state (3x the weights): empty tensors are made from the checkpoint's own metadata
+    and filled by ``dcp.load`` in a single process."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    reader = FileSystemReader(checkpoint)
+    prefix = part + "."
+    template = {k[len(prefix):]: torch.empty(tuple(m.size), dtype=m.properties.dtype)
+                for k, m in reader.read_metadata().state_dict_metadata.items()
+                if k.startswith(prefix) and isinstance(m, TensorStorageMetadata)}
+    if template:
+        dcp.load({part: template}, storage_reader=reader, no_dist=True)
+    return template
+
+
 def load_run(run: str, use_ema: bool = True) -> tuple[dict, dict]:
     """The latest checkpoint of a training run as a plain state dict, and the run's config."""
-    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
     cfg = json.loads(open(os.path.join(run, "config.json")).read())
     latest = open(os.path.join(run, "checkpoints", "latest")).read().strip()
-    flat = os.path.join(run, "checkpoints", f"{latest}.pt")
-    if not os.path.exists(flat):
-        dcp_to_torch_save(os.path.join(run, "checkpoints", latest), flat + ".part")
-        os.replace(flat + ".part", flat)
-    state = torch.load(flat, map_location="cpu", weights_only=False)
-    ema = state.get("ema") or {}
-    src = ema if (use_ema and ema) else state["model"]
-    return {k: v for k, v in src.items()}, {**cfg, "step": latest, "ema": bool(use_ema and ema)}
+    checkpoint = os.path.join(run, "checkpoints", latest)
+    ema = load_weights(checkpoint, "ema") if use_ema else {}
+    weights = ema or load_weights(checkpoint, "model")
+    return weights, {**cfg, "step": latest, "ema": bool(ema)}
 
 
 def main(argv=None) -> int:

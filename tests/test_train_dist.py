@@ -52,8 +52,9 @@ def test_export_command(dataset, tmp_path):
     from safetensors import safe_open
     torchrun(1, "--no-progress", "--data", dataset, "--precision", "fp32", "--steps", 2, "--save-every", 2,
              "--ema", "0.5", "--rope", "absolute", "--out", tmp_path / "run")
-    out = tmp_path / "stage2.safetensors"
+    exported = {}
     for extra, ema in (([], "true"), (["--no-ema"], "false")):
+        out = tmp_path / f"stage2_{ema}.safetensors"
         r = subprocess.run([sys.executable, "-m", "swift_train.export", "--run", str(tmp_path / "run"),
                             "--out", str(out), *extra], cwd=ROOT, capture_output=True, text=True,
                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
@@ -64,6 +65,19 @@ def test_export_command(dataset, tmp_path):
             assert f.get_tensor("blocks.0.self_attn.q.weight").dtype == torch.bfloat16
         assert meta["swifti2v.rope"] == "absolute" and meta["swifti2v.ema"] == ema
         assert meta["swifti2v.step"] == "step_00000002"
+        with safe_open(str(out), "pt") as f:
+            exported[ema] = f.get_tensor("blocks.0.ffn.0.weight")
+    assert not torch.equal(exported["true"], exported["false"])      # the EMA is not the raw
+    # the weights-only load equals torch's own full conversion of the checkpoint
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+    from swift_train.export import load_weights
+    ck = tmp_path / "run" / "checkpoints" / "step_00000002"
+    dcp_to_torch_save(str(ck), str(tmp_path / "full.pt"))
+    full = torch.load(tmp_path / "full.pt", weights_only=False)
+    for part in ("model", "ema"):
+        mine = load_weights(str(ck), part)
+        assert set(mine) == set(full[part]) and len(mine) > 0
+        assert all(torch.equal(mine[k], full[part][k]) for k in mine)
 
 
 def test_learning(dataset, tmp_path):

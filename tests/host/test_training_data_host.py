@@ -84,6 +84,13 @@ def test_long_video_yields_several_clips(client, server, videos):
     assert not torch.equal(x0[0], x0[1])
 
 
+def test_video_name_becomes_a_plain_sample_name(client, server, videos):
+    import shutil
+    shutil.copy(videos["panned.mp4"], server.input / "my clip (1).mp4")
+    entry = client.run(data_pipeline(video="my clip (1).mp4", folder="data/named"), timeout=900)
+    assert [f["filename"] for f in output_files(entry)] == ["my clip _1_000000.safetensors"]
+
+
 def bad_file(server):
     (server.input / "broken.mp4").write_bytes(b"this is not a video" * 10)
     return "broken.mp4"
