@@ -29,11 +29,15 @@ class SwiftI2VLoadClips(io.ComfyNode):
                 io.Int.Input("start", default=0, min=0, max=1_000_000,
                              tooltip="First frame of the first clip."),
                 io.Int.Input("stride", default=0, min=0, max=1_000_000,
-                             tooltip="Frames from one clip's start to the next (0 = back to back: "
-                                     "the clip length)."),
+                             tooltip="Source frames from one clip's start to the next (0 = back "
+                                     "to back)."),
                 io.Int.Input("max_clips", default=1, min=1, max=1000,
                              tooltip="At most this many clips; only those wholly inside the video "
                                      "are cut. All are held in RAM at once."),
+                io.Int.Input("frame_step", default=1, min=1, max=16, optional=True,
+                             tooltip="Take every n-th frame: 2 turns a 48 fps video into 24 fps "
+                                     "clips (Wan 2.2 TI2V makes 24 fps). Start and stride count "
+                                     "source frames."),
             ],
             outputs=[
                 io.Image.Output("clips", display_name="clips", is_output_list=True,
@@ -42,19 +46,21 @@ class SwiftI2VLoadClips(io.ComfyNode):
                               tooltip="Each clip's first frame in the video."),
                 io.String.Output("name", display_name="name",
                                  tooltip="The video's file name without extension."),
-                io.Float.Output("fps", display_name="fps", tooltip="The video's frame rate."),
+                io.Float.Output("fps", display_name="fps",
+                                tooltip="The clips' frame rate (the video's / frame_step)."),
             ],
         )
 
     @classmethod
-    def validate_inputs(cls, video=None, length=None, start=None, stride=None, max_clips=None):
+    def validate_inputs(cls, video=None, length=None, start=None, stride=None, max_clips=None,
+                        frame_step=None):
         def exists(name, input_name):
             try:
                 video_read.input_path(name, input_name)
             except checks.SwiftInputError as e:
                 raise ValueError(str(e)) from None
         return validate(cls, {"length": length, "start": start, "stride": stride,
-                              "max_clips": max_clips},
+                              "max_clips": max_clips, "frame_step": frame_step},
                         (exists, video, "video"), (check_frames, length, "length"))
 
     @classmethod
@@ -65,17 +71,18 @@ class SwiftI2VLoadClips(io.ComfyNode):
             return float("nan")
 
     @classmethod
-    def execute(cls, video, length, start, stride, max_clips) -> io.NodeOutput:
+    def execute(cls, video, length, start, stride, max_clips, frame_step=1) -> io.NodeOutput:
         path = video_read.input_path(video)
-        count = frames_needed(length, start, stride, max_clips)
+        count = frames_needed(length, start, stride, max_clips, frame_step)
         frames, fps = video_read.read_frames(path, count)
         starts = checks.as_input_error(clip_starts, frames.shape[0], length, start, stride,
-                                       max_clips)
+                                       max_clips, frame_step)
         fits.check_host_fits(len(starts) * frames_bytes(length, frames.shape[2], frames.shape[1]),
                              inputs=f"length={length}, max_clips={max_clips}",
                              what=f"{len(starts)} clip(s) of {length} frames",
                              advice="lower max_clips or length")
-        clips = [frames[s:s + length].float() / 255.0 for s in starts]
+        span = (length - 1) * frame_step + 1
+        clips = [frames[s:s + span:frame_step].float() / 255.0 for s in starts]
         stem = os.path.splitext(os.path.basename(path))[0]
         name = re.sub(r"[^A-Za-z0-9._ -]+", "_", stem).strip("._ ") or "video"   # a file name
-        return io.NodeOutput(clips, starts, name, fps)
+        return io.NodeOutput(clips, starts, name, fps / frame_step)

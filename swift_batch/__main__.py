@@ -9,7 +9,8 @@ A re-run skips rows whose output exists. A bad row is reported and the batch goe
 With several servers, each runs one row at a time and the next row goes to whichever is free.
 
 Training data (Stage II): ``--data`` runs the bundled training-data workflow over rows of
-``video, caption`` (optionally start, stride, clips, frames, seed, synthesize): each video is
+``video, caption`` (optionally start, stride, clips, frame_step, frames, seed, synthesize): each
+video is
 uploaded, cut into clips, each clip goes through the stage transition and the sample writer, and
 the samples are downloaded to OUT/<name>/<video>_<start>.safetensors. A re-run skips videos whose
 folder exists (it appears only when all its samples are in).
@@ -50,6 +51,8 @@ def parse_args(argv=None):
     ap.add_argument("--stride", type=int, default=None,
                     help="--data: frames between clip starts (0 = back to back)")
     ap.add_argument("--clips", type=int, default=None, help="--data: at most this many clips a video")
+    ap.add_argument("--frame-step", type=int, default=None,
+                    help="--data: take every n-th frame (2: 48 fps video -> 24 fps clips)")
     ap.add_argument("--plain-fraction", type=float, default=None,
                     help="--data: this fraction of videos (chosen by name, stable across runs) "
                          "get a plain downsample instead of the stage transition (paper: both mixed)")
@@ -133,6 +136,7 @@ def run_data_row(client: ComfyClient, workflow: dict, row: Row, args, progress) 
     name = client.upload_image(str(row.video))
     is_plain = plain(row, args.plain_fraction)
     defaults = {"start": args.start, "stride": args.stride, "clips": args.clips,
+                "frame_step": args.frame_step,
                 "synthesize": None if is_plain is None else not is_plain}
     prompt = patch_for_data_row(workflow, row, name, f"{args.prefix}/{row.name}", defaults)
     entry = follow(client, prompt, row, args, progress)

@@ -97,7 +97,7 @@ def patch_for_data_row(workflow: dict, row: Row, video_name: str, folder: str,
     clips = wf[loads[0]]["inputs"]
     clips["video"] = video_name
     for key, column in (("start", "start"), ("stride", "stride"), ("max_clips", "clips"),
-                        ("length", "frames")):
+                        ("length", "frames"), ("frame_step", "frame_step")):
         value = getattr(row, column) if getattr(row, column) is not None else defaults.get(column)
         if value is not None:
             clips[key] = value

@@ -1,7 +1,8 @@
 """Batch rows: a CSV or JSON-lines file of (image, prompt, optional seed/size/frames/name).
 
 Training-data rows (``--data``) give ``video`` and ``caption`` (or ``prompt``) instead, and
-optionally ``start``, ``stride``, ``clips`` (clips cut from the video), ``frames`` (clip length),
+optionally ``start``, ``stride``, ``clips``, ``frame_step`` (clips cut from the video),
+``frames`` (clip length),
 ``seed`` and ``synthesize`` (0/1: plain downsample or stage transition)."""
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 from typing import Optional
 
 FIELDS = ("image", "prompt", "negative", "seed", "width", "height", "frames", "name", "video",
-          "caption", "start", "stride", "clips", "synthesize")
-INT_FIELDS = ("seed", "width", "height", "frames", "start", "stride", "clips")
+          "caption", "start", "stride", "clips", "synthesize", "frame_step")
+INT_FIELDS = ("seed", "width", "height", "frames", "start", "stride", "clips", "frame_step")
 
 
 class RowError(ValueError):
@@ -37,6 +38,7 @@ class Row:
     start: Optional[int] = None
     stride: Optional[int] = None
     clips: Optional[int] = None
+    frame_step: Optional[int] = None
     synthesize: Optional[bool] = None
 
 
@@ -80,8 +82,9 @@ def _ints(number: int, raw: dict) -> dict:
     for key in ("start", "stride"):
         if values.get(key, 0) < 0:
             raise RowError(f"row {number}: {key}={values[key]} must be >= 0")
-    if values.get("clips", 1) < 1:
-        raise RowError(f"row {number}: clips={values['clips']} must be >= 1")
+    for key in ("clips", "frame_step"):
+        if values.get(key, 1) < 1:
+            raise RowError(f"row {number}: {key}={values[key]} must be >= 1")
     return values
 
 

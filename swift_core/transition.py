@@ -46,25 +46,36 @@ def noised(x: torch.Tensor, noise: torch.Tensor, strength: float) -> torch.Tenso
     return x * (1.0 - s) + noise * s
 
 
+def clip_span(length: int, frame_step: int = 1) -> int:
+    """Source frames one clip of ``length`` frames covers when it takes every ``frame_step``-th."""
+    if isinstance(frame_step, bool) or not isinstance(frame_step, int) or frame_step < 1:
+        raise ValueError(f"frame_step={frame_step!r}: must be a whole number >= 1")
+    return (check_frames(length, "length") - 1) * frame_step + 1
+
+
 def clip_starts(total: int, length: int, start: int = 0, stride: int = 0,
-                max_clips: int = 1) -> list[int]:
+                max_clips: int = 1, frame_step: int = 1) -> list[int]:
     """First frames of the clips of ``length`` frames a video of ``total`` frames yields.
 
-    Clips begin at ``start``, ``start + stride``, ... (``stride`` 0: back to back, ``length``),
-    at most ``max_clips``, each wholly inside the video.
+    Clips begin at ``start``, ``start + stride``, ... (``stride`` 0: back to back), at most
+    ``max_clips``, each wholly inside the video; a clip takes every ``frame_step``-th frame (2 turns
+    a 48 fps video into a 24 fps clip).
     """
-    check_frames(length, "length")
+    span = clip_span(length, frame_step)
     if start < 0 or stride < 0 or max_clips < 1:
         raise ValueError(f"start={start}, stride={stride}, max_clips={max_clips}: start and stride "
                          "must be >= 0 and max_clips >= 1")
-    step = stride or length
-    starts = [start + i * step for i in range(max_clips) if start + i * step + length <= total]
+    step = stride or span
+    starts = [start + i * step for i in range(max_clips) if start + i * step + span <= total]
     if not starts:
-        raise ValueError(f"video: {total} frames; a clip of length={length} from start={start} "
-                         f"needs at least {start + length} frames")
+        every = f" (one frame in {frame_step}: {span} source frames)" if frame_step > 1 else ""
+        raise ValueError(f"video: {total} frames; a clip of length={length}{every} from "
+                         f"start={start} needs at least {start + span}")
     return starts
 
 
-def frames_needed(length: int, start: int = 0, stride: int = 0, max_clips: int = 1) -> int:
+def frames_needed(length: int, start: int = 0, stride: int = 0, max_clips: int = 1,
+                  frame_step: int = 1) -> int:
     """Frames to decode (from frame 0) to cut every clip :func:`clip_starts` may give."""
-    return start + (max_clips - 1) * (stride or length) + length
+    span = clip_span(length, frame_step)
+    return start + (max_clips - 1) * (stride or span) + span

@@ -153,11 +153,11 @@ def test_patch_for_data_row(tmp_path):
     (tmp_path / "rows.csv").write_text("video,caption,seed,clips,synthesize\nv.mp4,waves,5,2,0\n"
                                        "w.mp4,rain,,,\n")
     r1, r2 = read_rows(tmp_path / "rows.csv", data=True)
-    defaults = {"start": 4, "stride": 10, "clips": 7, "synthesize": True}
+    defaults = {"start": 4, "stride": 10, "clips": 7, "frame_step": 2, "synthesize": True}
     wf = patch_for_data_row(DATA_API, r1, "swifti2v/v.mp4", "data/v", defaults)
     clips = next(n for n in wf.values() if n["class_type"] == "SwiftI2VLoadClips")["inputs"]
-    assert (clips["video"], clips["start"], clips["stride"], clips["max_clips"]) == (
-        "swifti2v/v.mp4", 4, 10, 2)                       # row column over the default
+    assert (clips["video"], clips["start"], clips["stride"], clips["max_clips"],
+            clips["frame_step"]) == ("swifti2v/v.mp4", 4, 10, 2, 2)   # row column over default
     tr = next(n for n in wf.values() if n["class_type"] == "SwiftI2VStageTransition")["inputs"]
     assert tr["seed"] == 5 and tr["synthesize"] is False
     writer = next(n for n in wf.values() if n["class_type"] == "SwiftI2VSampleWriter")["inputs"]

@@ -42,3 +42,14 @@ def test_clip_starts():
         clip_starts(12, 17)
     with pytest.raises(ValueError, match="length=16: must be 4k"):
         clip_starts(40, 16)
+
+
+def test_clips_every_nth_frame():
+    assert clip_starts(40, 17, frame_step=2) == [0]
+    assert frames_needed(17, frame_step=2) == 33
+    assert clip_starts(70, 17, max_clips=3, frame_step=2) == [0, 33]        # back to back: 33 apart
+    with pytest.raises(ValueError, match=r"length=17 \(one frame in 2: 33 source frames\) from start=0 "
+                                         r"needs at least 33"):
+        clip_starts(30, 17, frame_step=2)
+    with pytest.raises(ValueError, match="frame_step=0: must be a whole number >= 1"):
+        clip_starts(30, 17, frame_step=0)

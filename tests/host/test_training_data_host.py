@@ -84,6 +84,24 @@ def test_long_video_yields_several_clips(client, server, videos):
     assert not torch.equal(x0[0], x0[1])
 
 
+def test_frame_step_takes_every_nth_frame(client, server, videos):
+    g = {"20": {"class_type": "SwiftI2VLoadClips", "inputs": {
+             "video": "long.mp4", "length": 33, "start": 3, "stride": 0, "max_clips": 1}},
+         "21": {"class_type": "SwiftI2VLoadClips", "inputs": {
+             "video": "long.mp4", "length": 17, "start": 3, "stride": 0, "max_clips": 1,
+             "frame_step": 2}},
+         "15": {"class_type": "SwiftTestSaveTensors", "inputs": {      # frames 3..35
+             "name": "frame_step", "images": ["21", 0], "images_b": ["20", 0]}}}
+    client.run(g, timeout=900)
+    t = saved(server, "frame_step")
+    assert t["images"].shape[0] == 17 and t["images_b"].shape[0] == 33
+    assert torch.equal(t["images"], t["images_b"][::2])   # frames 3, 5, ..., 35
+    with pytest.raises(PromptError) as e:
+        g["21"]["inputs"]["length"] = 21                  # 41 source frames from frame 3
+        client.run(g, timeout=900)
+    assert "length=21 (one frame in 2: 41 source frames) from start=3 needs at least 44" in str(e.value)
+
+
 def test_video_name_becomes_a_plain_sample_name(client, server, videos):
     import shutil
     shutil.copy(videos["panned.mp4"], server.input / "my clip (1).mp4")
