@@ -54,21 +54,22 @@ def test_foreign_file(tmp_path):
         read_sample(path)
 
 
-def test_missing_tensor(tmp_path):
-    x0, ref, ctx = tensors()
-    path = str(tmp_path / "b.safetensors")
+def hand_written(path, tensors, **meta_over):
+    """A file written without write_sample (to make it wrong on purpose)."""
     meta = {**{k: str(v) for k, v in META.items()}, "format": "swifti2v-sample", "version": "1",
-            "anchor": "block 0 of x0", "latent_space": "wan22-normalized", "dtype": "float32"}
-    save_file({"x0": x0, "context": ctx}, path, metadata=meta)
-    with pytest.raises(ValueError, match=r"missing \['reference'\]"):
-        read_sample(path)
+            "anchor": "block 0 of x0", "latent_space": "wan22-normalized", "dtype": "float32",
+            **meta_over}
+    save_file(tensors, str(path), metadata=meta)
+    return str(path)
 
 
-def test_raw_latents_refused(tmp_path):
+@pytest.mark.parametrize("keys,meta,needle", [
+    (("x0", "context"), {}, r"missing \['reference'\]"),
+    (("x0", "reference", "context"), {"latent_space": "raw"}, "latents in space 'raw'"),
+])
+def test_hand_written_files_refused(tmp_path, keys, meta, needle):
     x0, ref, ctx = tensors()
-    path = str(tmp_path / "raw.safetensors")
-    meta = {**{k: str(v) for k, v in META.items()}, "format": "swifti2v-sample", "version": "1",
-            "anchor": "block 0 of x0", "latent_space": "raw", "dtype": "float32"}
-    save_file({"x0": x0, "reference": ref, "context": ctx}, path, metadata=meta)
-    with pytest.raises(ValueError, match="latents in space 'raw'"):
+    every = {"x0": x0, "reference": ref, "context": ctx}
+    path = hand_written(tmp_path / "b.safetensors", {k: every[k] for k in keys}, **meta)
+    with pytest.raises(ValueError, match=needle):
         read_sample(path)
