@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..swift_core import check_frames
 from ..swift_core.memory import frames_bytes
-from ..swift_core.transition import clip_starts, frames_needed
+from ..swift_core.transition import clip_span, clip_starts, frames_needed
 from .bridge import checks, fits, video_read
 from .types import CATEGORY, validate
 
@@ -81,7 +81,7 @@ class SwiftI2VLoadClips(io.ComfyNode):
                              inputs=f"length={length}, max_clips={max_clips}",
                              what=f"{len(starts)} clip(s) of {length} frames",
                              advice="lower max_clips or length")
-        span = (length - 1) * frame_step + 1
+        span = clip_span(length, frame_step)
         clips = [frames[s:s + span:frame_step].float() / 255.0 for s in starts]
         stem = os.path.splitext(os.path.basename(path))[0]
         name = re.sub(r"[^A-Za-z0-9._ -]+", "_", stem).strip("._ ") or "video"   # a file name

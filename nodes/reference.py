@@ -3,7 +3,6 @@ from comfy_api.latest import io
 
 from ..swift_core import check_size_input, hybrid_chunks, iter_hybrid_reference, size_from_image
 from ..swift_core.reference import check_low_res_aspect
-from ..swift_core.memory import frames_bytes
 from ..swift_core.reference import RESIZE_METHODS
 from .bridge import checks, fits, progress, vae_stream
 from .types import CATEGORY, check_tile_px, size_inputs, tile_inputs, validate
@@ -61,11 +60,7 @@ class SwiftI2VHybridReference(io.ComfyNode):
         checks.check_stage2_vae(vae)
         checks.as_input_error(check_low_res_aspect, low_res.shape[2], low_res.shape[1],
                               size.width, size.height, crop)
-        fits.check_host_fits(
-            2 * frames_bytes(4 * blocks_per_chunk + 1, size.width, size.height),
-            inputs=f"width={size.width}, height={size.height}, blocks_per_chunk={blocks_per_chunk}",
-            what=f"building {4 * blocks_per_chunk + 1} frames of {size.width}x{size.height} at once",
-            advice="lower blocks_per_chunk or the size")
+        fits.check_chunk_fits(size.width, size.height, blocks_per_chunk)
         pbar = progress.progress_bar(len(hybrid_chunks(size.frames, blocks_per_chunk)))
         chunks = iter_hybrid_reference(low_res, image, size.width, size.height,
                                        method=upscale_method, blocks_per_chunk=blocks_per_chunk,

@@ -5,7 +5,6 @@ from comfy_api.latest import io
 
 from .. import swift_core
 from ..swift_core import hybrid_chunks, iter_hybrid_reference, resize_frames, size_from_image
-from ..swift_core.memory import frames_bytes
 from ..swift_core.paths import check_prefix
 from ..swift_core.reference import check_low_res_aspect
 from ..swift_core.samples import DTYPES, write_sample
@@ -83,11 +82,7 @@ class SwiftI2VSampleWriter(io.ComfyNode):
         checks.as_input_error(check_low_res_aspect, low_res.shape[2], low_res.shape[1],
                               size.width, size.height, crop)
         context = checks.text_embedding(positive, "positive")
-        fits.check_host_fits(
-            2 * frames_bytes(4 * blocks_per_chunk + 1, size.width, size.height),
-            inputs=f"width={size.width}, height={size.height}, blocks_per_chunk={blocks_per_chunk}",
-            what=f"building {4 * blocks_per_chunk + 1} frames of {size.width}x{size.height} at once",
-            advice="lower blocks_per_chunk or the size")
+        fits.check_chunk_fits(size.width, size.height, blocks_per_chunk)
         ranges = hybrid_chunks(size.frames, blocks_per_chunk)
         pbar = progress.progress_bar(2 * len(ranges))
         lh, lw = size.height // 16, size.width // 16

@@ -4,13 +4,13 @@ Tensors (no batch axis):
 
 - ``x0``        [48, T', H/16, W/16]: the clip's Wan 2.2 latent (the target). Block 0 is the
   anchor A: the clip's first frame, which is the input image at inference.
+- ``reference`` [48, T', H/16, W/16]: the hybrid reference R built from the low-res clip exactly as
+  at inference (its block 0 equals x0's block 0: both encode the same first frame).
+- ``context``   [L, D]: the caption's text embedding (umt5: D = 4096).
 
 Both latents are in the Stage II DiT's space (metadata ``latent_space`` = ``wan22-normalized``):
 the raw VAE latent normalised per channel by the Wan 2.2 latent statistics, as ComfyUI's sampling
 does before the model sees the latent and the concatenated reference (``Wan22.process_in``).
-- ``reference`` [48, T', H/16, W/16]: the hybrid reference R built from the low-res clip exactly as
-  at inference (its block 0 equals x0's block 0: both encode the same first frame).
-- ``context``   [L, D]: the caption's text embedding (umt5: D = 4096).
 
 Latents are stored in ``bfloat16`` or ``float32`` (metadata ``dtype``), the text as given.
 Metadata (strings): ``format`` = ``swifti2v-sample``, ``version``, ``width``, ``height``,

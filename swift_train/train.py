@@ -166,7 +166,8 @@ def train(args) -> None:
     rank, world, device = setup()
     os.makedirs(os.path.join(args.out, "checkpoints"), exist_ok=True)
     train_files, val_files = split(sample_files(args.data), args.val_count)
-    data, val = SampleFolder(train_files), SampleFolder(val_files)
+    data, val_set = SampleFolder(train_files), SampleFolder(val_files)
+    val = [val_set[i] for i in range(len(val_set))]       # held out: read once
     if rank == 0:
         cfg = {k: v for k, v in vars(args).items()}
         with open(os.path.join(args.out, "config.json"), "w") as f:
@@ -184,7 +185,7 @@ def train(args) -> None:
         from tqdm import tqdm
         bar = tqdm(total=args.steps, initial=step, desc="train", dynamic_ncols=True)
     if step == 0 and args.val_every and val_files:
-        err = validate(model, [val[i] for i in range(len(val))], args, device)
+        err = validate(model, val, args, device)
         if log:
             log.write(json.dumps({"step": 0, "val_error": err}) + "\n")
             log.flush()
@@ -218,7 +219,7 @@ def train(args) -> None:
         if step % args.save_every == 0 or step == args.steps:
             save(args.out, model, opt, ema, step, rank)
         if args.val_every and val_files and step % args.val_every == 0:
-            entry["val_error"] = validate(model, [val[i] for i in range(len(val))], args, device)
+            entry["val_error"] = validate(model, val, args, device)
         if log:
             log.write(json.dumps(entry) + "\n")
             log.flush()

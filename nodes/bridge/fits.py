@@ -23,6 +23,16 @@ def check_host_fits(need_bytes: int, **message) -> None:
     as_input_error(check_fits, need_bytes, free, where="host RAM", **message)
 
 
+def check_chunk_fits(width: int, height: int, blocks_per_chunk: int) -> None:
+    """Building and encoding ``blocks_per_chunk`` latent blocks of frames at once (the frames and
+    their resized copy) must fit host RAM."""
+    frames = 4 * blocks_per_chunk + 1
+    check_host_fits(2 * frames_bytes(frames, width, height),
+                    inputs=f"width={width}, height={height}, blocks_per_chunk={blocks_per_chunk}",
+                    what=f"building {frames} frames of {width}x{height} at once",
+                    advice="lower blocks_per_chunk or the size")
+
+
 def dit_config(model) -> WanDiTConfig:
     dm = diffusion_model(model)
     return WanDiTConfig(dim=dm.dim, heads=dm.num_heads, ffn=dm.ffn_dim, layers=dm.num_layers,
