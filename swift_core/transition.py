@@ -40,12 +40,6 @@ def transition_sigmas(schedule: torch.Tensor, strength: float) -> torch.Tensor:
     return schedule * (s / schedule[0])
 
 
-def noised(x: torch.Tensor, noise: torch.Tensor, strength: float) -> torch.Tensor:
-    """Eq. 12's noising: ``(1 - s) x + s e`` (what the sampler's first step starts from)."""
-    s = check_strength(strength)
-    return x * (1.0 - s) + noise * s
-
-
 def clip_span(length: int, frame_step: int = 1) -> int:
     """Source frames one clip of ``length`` frames covers when it takes every ``frame_step``-th."""
     if isinstance(frame_step, bool) or not isinstance(frame_step, int) or frame_step < 1:

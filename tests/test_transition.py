@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from swift_core.transition import (check_strength, check_transition_steps, clip_starts,
-                                   frames_needed, noised, transition_sigmas)
+                                   frames_needed, transition_sigmas)
 
 
 def test_schedule_scaled_to_start_at_strength():
@@ -12,12 +12,6 @@ def test_schedule_scaled_to_start_at_strength():
     assert torch.allclose(out, torch.tensor([0.1, 0.08, 0.05, 0.0]))
     assert torch.equal(transition_sigmas(full, 1.0), full)          # s = 1: Stage I's own
     assert torch.equal(transition_sigmas(torch.tensor([1.0, 0.0]), 0.3), torch.tensor([0.3, 0.0]))
-
-
-def test_noised_is_eq12():
-    x, e = torch.ones(3), torch.full((3,), 5.0)
-    assert torch.allclose(noised(x, e, 0.1), torch.full((3,), 0.9 + 0.5))
-    assert torch.equal(noised(x, e, 1.0), e)
 
 
 @pytest.mark.parametrize("s", [0, -0.1, 1.01, True, "0.1"])
