@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from swift_core import latent_blocks
 
-from .tinywan_probe import probe_in_subprocess
+from swift_testing.probe import probe_in_subprocess
 
 FRAMES = (17, 33, 65, 129)
 

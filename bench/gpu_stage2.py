@@ -26,7 +26,6 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from swift_core import (WanDiTConfig, diffusers_wan_denoiser, latent_blocks,  # noqa: E402
                         max_window_blocks, plan_segments, sample_csg)
@@ -86,7 +85,7 @@ class DiffusersStage2:
         return sample_csg(den, noise.to(self.device), torch.linspace(1.0, 0.0, steps + 1),
                           anchor=reference[:, :, :1].to(self.device),
                           reference=reference.to(self.device), m=m, n=n,
-                          callback=lambda p: callback() if p.finished else None)
+                          on_segment=lambda seg, blocks: callback())
 
 
 class ComfyStage2:
@@ -97,8 +96,7 @@ class ComfyStage2:
         import comfy.ops
         import comfy.sd
 
-        sys.path.insert(0, str(ROOT / "tests" / "host"))
-        from random_weights import meta, random_state
+        from swift_testing.comfy_host.random_weights import meta, random_state
 
         net = meta(wan_model.WanModel, operations=comfy.ops.disable_weight_init, model_type="t2v",
                    in_dim=96, out_dim=48, dim=size["dim"], ffn_dim=size["ffn"],
@@ -203,7 +201,7 @@ def load_pack():
     path = os.environ.get("COMFYUI_PATH")
     if not path:
         return None
-    sys.path.insert(0, path)
+    sys.path.insert(0, path)        # ComfyUI itself: the host application the bench loads
     import comfy.options
     comfy.options.enable_args_parsing()
     # ComfyUI parses sys.argv when imported: give it its own flags, not the bench's
@@ -225,8 +223,7 @@ def random_wan22_vae():
     import comfy.ldm.wan.vae2_2 as wan22_vae
     import comfy.sd
 
-    sys.path.insert(0, str(ROOT / "tests" / "host"))
-    from random_weights import meta, random_state
+    from swift_testing.comfy_host.random_weights import meta, random_state
 
     sd = random_state(meta(wan22_vae.WanVAE, dim=160, z_dim=48, dim_mult=[1, 2, 4, 4],
                            num_res_blocks=2, attn_scales=[],

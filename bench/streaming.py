@@ -20,12 +20,9 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from swift_batch.client import ComfyClient  # noqa: E402
-from tests.host.graphs import pipeline  # noqa: E402
-from tests.host.server import ComfyServer, comfyui_path, tiny_models  # noqa: E402
+from swift_batch.client import ComfyClient
+from swift_testing.comfy_host.graphs import pipeline
+from swift_testing.comfy_host.server import ComfyServer, comfyui_path, tiny_models
 
 M, STEPS = 3, 12
 

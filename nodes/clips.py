@@ -51,17 +51,11 @@ class SwiftI2VLoadClips(io.ComfyNode):
             ],
         )
 
+    RULES = {"video": video_read.input_path, "length": check_frames}
+
     @classmethod
-    def validate_inputs(cls, video=None, length=None, start=None, stride=None, max_clips=None,
-                        frame_step=None):
-        def exists(name, input_name):
-            try:
-                video_read.input_path(name, input_name)
-            except checks.SwiftInputError as e:
-                raise ValueError(str(e)) from None
-        return validate(cls, {"length": length, "start": start, "stride": stride,
-                              "max_clips": max_clips, "frame_step": frame_step},
-                        (exists, video, "video"), (check_frames, length, "length"))
+    def validate_inputs(cls, **inputs):
+        return validate(cls, inputs)
 
     @classmethod
     def fingerprint_inputs(cls, video, **_):
@@ -75,8 +69,7 @@ class SwiftI2VLoadClips(io.ComfyNode):
         path = video_read.input_path(video)
         count = frames_needed(length, start, stride, max_clips, frame_step)
         frames, fps = video_read.read_frames(path, count)
-        starts = checks.as_input_error(clip_starts, frames.shape[0], length, start, stride,
-                                       max_clips, frame_step)
+        starts = clip_starts(frames.shape[0], length, start, stride, max_clips, frame_step)
         fits.check_host_fits(len(starts) * frames_bytes(length, frames.shape[2], frames.shape[1]),
                              inputs=f"length={length}, max_clips={max_clips}",
                              what=f"{len(starts)} clip(s) of {length} frames",

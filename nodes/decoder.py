@@ -2,11 +2,11 @@
 import torch
 from comfy_api.latest import io
 
-from .bridge import checks, fits, progress, streaming
 from ..swift_core.memory import frames_bytes
-from ..swift_core.paths import check_prefix
-from ..swift_core.color import COLOR_MATCH
-from .types import CATEGORY, check_tile_px, tile_inputs, validate
+from ..swift_core.rules import (COLOR_MATCH, TEMPORAL_STRIDE, WAN22_SPATIAL, check_prefix,
+                                check_tile_px)
+from .bridge import checks, fits, progress, streaming
+from .types import CATEGORY, tile_inputs, validate
 
 
 class SwiftI2VSegmentDecoder(io.ComfyNode):
@@ -52,12 +52,12 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
                                              "(core's Save Video names and keeps it).")],
         )
 
+    RULES = {"filename_prefix": check_prefix, "tile_size": check_tile_px,
+             "overlap": check_tile_px}
+
     @classmethod
-    def validate_inputs(cls, filename_prefix=None, tile_size=None, overlap=None, color_match=None):
-        return validate(cls, {"tile_size": tile_size, "overlap": overlap,
-                              "color_match": color_match},
-                        (check_prefix, filename_prefix), (check_tile_px, tile_size, "tile_size"),
-                        (check_tile_px, overlap, "overlap"))
+    def validate_inputs(cls, **inputs):
+        return validate(cls, inputs)
 
     @classmethod
     def execute(cls, samples, vae, blocks_per_step, tile_size, overlap, save_video,
@@ -68,13 +68,14 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
         if image is not None:
             checks.check_image(image, "image")
         if save_video:
-            checks.as_input_error(check_prefix, filename_prefix)
+            check_prefix(filename_prefix)
         blocks, lh, lw = latent.shape[2:]
-        num_frames = 1 + 4 * (blocks - 1)
+        w, h = lw * WAN22_SPATIAL, lh * WAN22_SPATIAL
+        num_frames = 1 + TEMPORAL_STRIDE * (blocks - 1)
         fits.check_host_fits(
-            frames_bytes((num_frames if return_frames else 0) + 4 * blocks_per_step, lw * 16,
-                         lh * 16),
-            inputs=f"samples ({lw * 16}x{lh * 16}, {num_frames} frames), "
+            frames_bytes((num_frames if return_frames else 0) + TEMPORAL_STRIDE * blocks_per_step,
+                         w, h),
+            inputs=f"samples ({w}x{h}, {num_frames} frames), "
                    f"return_frames={return_frames}",
             what="the decoded frames kept in host RAM",
             advice="turn return_frames off (the video file is still written), or decode fewer "

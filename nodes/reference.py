@@ -1,11 +1,11 @@
 """SwiftI2V Hybrid Reference Builder: upsampled Stage I frames + the input image -> latents."""
 from comfy_api.latest import io
 
-from ..swift_core import check_size_input, hybrid_chunks, iter_hybrid_reference, size_from_image
+from ..swift_core import hybrid_chunks, iter_hybrid_reference, size_from_image
 from ..swift_core.reference import check_low_res_aspect
-from ..swift_core.reference import RESIZE_METHODS
+from ..swift_core.rules import RESIZE_METHODS, WAN22_SPATIAL
 from .bridge import checks, fits, progress, vae_stream
-from .types import CATEGORY, check_tile_px, size_inputs, tile_inputs, validate
+from .types import CATEGORY, SIZE_RULES, TILE_RULES, size_inputs, tile_inputs, validate
 
 
 class SwiftI2VHybridReference(io.ComfyNode):
@@ -42,29 +42,27 @@ class SwiftI2VHybridReference(io.ComfyNode):
                                               "work on it.")],
         )
 
+    RULES = SIZE_RULES | TILE_RULES
+
     @classmethod
-    def validate_inputs(cls, width=None, height=None, tile_size=None, overlap=None, crop=None,
-                        upscale_method=None):
-        return validate(cls, {"width": width, "height": height, "tile_size": tile_size,
-                              "overlap": overlap, "crop": crop, "upscale_method": upscale_method},
-                        (check_size_input, width, "width"), (check_size_input, height, "height"),
-                        (check_tile_px, tile_size, "tile_size"), (check_tile_px, overlap, "overlap"))
+    def validate_inputs(cls, **inputs):
+        return validate(cls, inputs)
 
     @classmethod
     def execute(cls, low_res, image, vae, width, height, crop, upscale_method, tile_size,
                 overlap, blocks_per_chunk) -> io.NodeOutput:
         checks.check_image(low_res, "low_res")
         checks.check_image(image, "image")
-        size = checks.as_input_error(size_from_image, image.shape[2], image.shape[1], width, height,
-                                     low_res.shape[0], "low_res frame count")
+        size = size_from_image(image.shape[2], image.shape[1], width, height, low_res.shape[0],
+                               "low_res frame count")
         checks.check_stage2_vae(vae)
-        checks.as_input_error(check_low_res_aspect, low_res.shape[2], low_res.shape[1],
-                              size.width, size.height, crop)
+        check_low_res_aspect(low_res.shape[2], low_res.shape[1], size.width, size.height, crop)
         fits.check_chunk_fits(size.width, size.height, blocks_per_chunk)
         pbar = progress.progress_bar(len(hybrid_chunks(size.frames, blocks_per_chunk)))
         chunks = iter_hybrid_reference(low_res, image, size.width, size.height,
                                        method=upscale_method, blocks_per_chunk=blocks_per_chunk,
                                        crop=crop)
-        reference = vae_stream.encode_chunks(vae, chunks, size.height // 16, size.width // 16,
+        reference = vae_stream.encode_chunks(vae, chunks, size.height // WAN22_SPATIAL,
+                                             size.width // WAN22_SPATIAL,
                                              tile_size, overlap, pbar.update_absolute)
         return io.NodeOutput({"samples": reference})

@@ -1,22 +1,14 @@
 """SwiftI2V Training Sample Writer: one Stage II training sample (x0, R, text) per clip."""
-import re
-
 from comfy_api.latest import io
 
 from .. import swift_core
 from ..swift_core import hybrid_chunks, iter_hybrid_reference, resize_frames, size_from_image
-from ..swift_core.paths import check_prefix
 from ..swift_core.reference import check_low_res_aspect
+from ..swift_core.rules import WAN22_SPATIAL, check_name, check_prefix
 from ..swift_core.samples import DTYPES, write_sample
 from .bridge import checks, fits, progress, samples_dir, vae_stream
-from .types import CATEGORY, TransitionInfo, check_tile_px, size_inputs, tile_inputs, validate
-
-
-def check_name(name, input_name: str = "name") -> str:
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,199}", name):
-        raise ValueError(f"{input_name}={name!r}: must be a plain file name (letters, digits, "
-                         "'.', '_', '-', spaces; no '/' or '..'), e.g. 'clip_0001'")
-    return name
+from .types import (CATEGORY, SIZE_RULES, TILE_RULES, TransitionInfo, size_inputs, tile_inputs,
+                    validate)
 
 
 class SwiftI2VSampleWriter(io.ComfyNode):
@@ -57,35 +49,30 @@ class SwiftI2VSampleWriter(io.ComfyNode):
             outputs=[],
         )
 
+    RULES = SIZE_RULES | TILE_RULES | {"name": check_name, "folder": check_prefix}
+
     @classmethod
-    def validate_inputs(cls, width=None, height=None, crop=None, start=None, name=None,
-                        folder=None, dtype=None, tile_size=None, overlap=None):
-        return validate(cls, {"width": width, "height": height, "crop": crop, "start": start,
-                              "dtype": dtype, "tile_size": tile_size, "overlap": overlap},
-                        (swift_core.check_size_input, width, "width"),
-                        (swift_core.check_size_input, height, "height"),
-                        (check_name, name, "name"), (check_prefix, folder, "folder"),
-                        (check_tile_px, tile_size, "tile_size"), (check_tile_px, overlap, "overlap"))
+    def validate_inputs(cls, **inputs):
+        return validate(cls, inputs)
 
     @classmethod
     def execute(cls, clip, low_res, positive, vae, width, height, crop, start, name, folder,
                 dtype, tile_size, overlap, blocks_per_chunk, info=None) -> io.NodeOutput:
         checks.check_image(clip, "clip")
         checks.check_image(low_res, "low_res")
-        checks.as_input_error(check_name, name, "name")
+        check_name(name, "name")
         target = samples_dir.sample_path(folder, f"{name}_{start:06d}.safetensors")
-        size = checks.as_input_error(size_from_image, clip.shape[2], clip.shape[1], width, height,
-                                     clip.shape[0], "clip frame count")
+        size = size_from_image(clip.shape[2], clip.shape[1], width, height, clip.shape[0],
+                               "clip frame count")
         checks.check(low_res.shape[0] == clip.shape[0],
                      f"low_res: {low_res.shape[0]} frames; the clip has {clip.shape[0]}")
         checks.check_stage2_vae(vae)
-        checks.as_input_error(check_low_res_aspect, low_res.shape[2], low_res.shape[1],
-                              size.width, size.height, crop)
+        check_low_res_aspect(low_res.shape[2], low_res.shape[1], size.width, size.height, crop)
         context = checks.text_embedding(positive, "positive")
         fits.check_chunk_fits(size.width, size.height, blocks_per_chunk)
         ranges = hybrid_chunks(size.frames, blocks_per_chunk)
         pbar = progress.progress_bar(2 * len(ranges))
-        lh, lw = size.height // 16, size.width // 16
+        lh, lw = size.height // WAN22_SPATIAL, size.width // WAN22_SPATIAL
         x0 = vae_stream.encode_chunks(
             vae, (resize_frames(clip[a:b, ..., :3], size.width, size.height, crop=crop)
                   for a, b in ranges), lh, lw, tile_size, overlap, pbar.update_absolute)

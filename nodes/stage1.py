@@ -1,10 +1,10 @@
 """SwiftI2V Stage I Sampler: the low-resolution motion reference from a Wan 2.1 I2V model."""
 from comfy_api.latest import io
 
-from ..swift_core import check_frames, check_size_input, size_from_image
+from ..swift_core import check_frames, size_from_image
 from ..swift_core.reference import stage1_image
 from .bridge import checks, fits, stage1, vae_stream
-from .types import CATEGORY, sampling_inputs, size_inputs, validate
+from .types import CATEGORY, SIZE_RULES, sampling_inputs, size_inputs, validate
 
 
 class SwiftI2VStage1Sampler(io.ComfyNode):
@@ -44,20 +44,17 @@ class SwiftI2VStage1Sampler(io.ComfyNode):
             ],
         )
 
+    RULES = SIZE_RULES | {"length": check_frames}
+
     @classmethod
-    def validate_inputs(cls, width=None, height=None, length=None, crop=None, sampler_name=None,
-                        scheduler=None):
-        return validate(cls, {"width": width, "height": height, "length": length, "crop": crop,
-                              "sampler_name": sampler_name, "scheduler": scheduler},
-                        (check_size_input, width, "width"), (check_size_input, height, "height"),
-                        (check_frames, length, "length"))
+    def validate_inputs(cls, **inputs):
+        return validate(cls, inputs)
 
     @classmethod
     def execute(cls, model, positive, negative, vae, image, width, height, crop, length, seed,
                 steps, cfg, sampler_name, scheduler, clip_vision_output=None) -> io.NodeOutput:
         checks.check_image(image, "image")
-        size = checks.as_input_error(size_from_image, image.shape[2], image.shape[1], width, height,
-                                     length, "length")
+        size = size_from_image(image.shape[2], image.shape[1], width, height, length, "length")
         checks.check_stage1_vae(vae)
         checks.check_stage1_model(model, vae)
         w1, h1 = size.stage1

@@ -1,16 +1,11 @@
 """SwiftI2V CSG Stage II Sampler: 2K re-synthesis, segment by segment (paper Sec. 3.2)."""
 from comfy_api.latest import io
 
-from ..swift_core import ROPE_MODES, plan_segments
-from ..swift_core.plan import check_m, check_n
-from ..swift_core.color import COLOR_MATCH
+from ..swift_core import plan_segments
+from ..swift_core.rules import (COLOR_MATCH, MODE_CHOICES, ROPE_MODES, check_denoise, check_m,
+                                check_n)
 from .bridge import checks, csg, fits, progress, streaming
-from .types import CATEGORY, check_tile_px, sampling_inputs, tile_inputs, validate
-
-
-def check_denoise(denoise: float, mode) -> None:
-    if mode == "refine" and not 0.0 < denoise <= 1.0:
-        raise ValueError(f"denoise={denoise}: must be in (0, 1] for refine mode")
+from .types import CATEGORY, TILE_RULES, sampling_inputs, tile_inputs, validate
 
 
 class SwiftI2VStage2Sampler(io.ComfyNode):
@@ -42,7 +37,7 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
                                tooltip="RoPE time positions of a window: 'window' = 0..w-1 as if "
                                        "contiguous; 'absolute' = each block's index in the video. "
                                        "Must match how the Stage II weights were trained."),
-                io.Combo.Input("mode", options=["auto", "swifti2v", "refine"], default="auto",
+                io.Combo.Input("mode", options=list(MODE_CHOICES), default="auto",
                                tooltip="auto: from the model's input channels (96 -> swifti2v, "
                                        "48 -> refine). refine is training-free on the public "
                                        "Wan2.2-TI2V-5B: each segment starts from the reference "
@@ -70,15 +65,12 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
                                              "vae input): connect it to core's Save Video.")],
         )
 
+    RULES = TILE_RULES | {"m": check_m, "n": check_n}
+    CROSS_RULES = (lambda v: check_denoise(v.get("denoise"), v.get("mode")),)
+
     @classmethod
-    def validate_inputs(cls, m=None, n=None, mode=None, denoise=None, rope=None, sampler_name=None,
-                        scheduler=None, tile_size=None, overlap=None, color_match=None):
-        return validate(cls, {"m": m, "n": n, "denoise": denoise, "mode": mode, "rope": rope,
-                              "sampler_name": sampler_name, "scheduler": scheduler,
-                              "tile_size": tile_size, "overlap": overlap,
-                              "color_match": color_match},
-                        (check_m, m), (check_n, n), (check_denoise, denoise, mode),
-                        (check_tile_px, tile_size, "tile_size"), (check_tile_px, overlap, "overlap"))
+    def validate_inputs(cls, **inputs):
+        return validate(cls, inputs)
 
     @classmethod
     def execute(cls, model, positive, negative, reference, seed, steps, cfg, sampler_name,
@@ -87,8 +79,8 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
         ref = checks.reference_latent(reference)
         anchor = ref[:, :, :1]
         mode = checks.resolve_mode(model, mode)
-        checks.as_input_error(check_denoise, denoise, mode)
-        plan = checks.as_input_error(plan_segments, ref.shape[2], m, n)
+        check_denoise(denoise, mode)
+        plan = plan_segments(ref.shape[2], m, n)
         fits.check_window_fits(model, ref.shape, m, n, cfg)
         if vae is not None:
             checks.check_stage2_vae(vae)

@@ -1,11 +1,11 @@
 """SwiftI2V Stage Transition: a Stage-I-like low-res clip from a ground-truth clip (Eq. 12)."""
 from comfy_api.latest import io
 
-from ..swift_core import check_size_input, size_from_image
+from ..swift_core import size_from_image
 from ..swift_core.reference import stage1_image
-from ..swift_core.transition import check_strength, check_transition_steps
+from ..swift_core.rules import check_strength, check_transition_steps
 from .bridge import checks, fits, stage1, vae_stream
-from .types import CATEGORY, TransitionInfo, sampling_inputs, size_inputs, validate
+from .types import CATEGORY, SIZE_RULES, TransitionInfo, sampling_inputs, size_inputs, validate
 
 
 def transition_inputs():
@@ -61,24 +61,21 @@ class SwiftI2VStageTransition(io.ComfyNode):
             ],
         )
 
+    RULES = SIZE_RULES | {"strength": check_strength, "steps": check_transition_steps}
+
     @classmethod
-    def validate_inputs(cls, width=None, height=None, crop=None, strength=None, steps=None,
-                        sampler_name=None, scheduler=None):
-        return validate(cls, {"width": width, "height": height, "crop": crop, "steps": steps,
-                              "sampler_name": sampler_name, "scheduler": scheduler},
-                        (check_size_input, width, "width"), (check_size_input, height, "height"),
-                        (check_strength, strength, "strength"),
-                        (check_transition_steps, steps, "steps"))
+    def validate_inputs(cls, **inputs):
+        return validate(cls, inputs)
 
     @classmethod
     def execute(cls, model, positive, negative, vae, clip, width, height, crop, strength, steps,
                 synthesize, seed, cfg, sampler_name, scheduler,
                 clip_vision_output=None) -> io.NodeOutput:
         checks.check_image(clip, "clip")
-        size = checks.as_input_error(size_from_image, clip.shape[2], clip.shape[1], width, height,
-                                     clip.shape[0], "clip frame count")
-        checks.as_input_error(check_strength, strength, "strength")
-        checks.as_input_error(check_transition_steps, steps, "steps")
+        size = size_from_image(clip.shape[2], clip.shape[1], width, height, clip.shape[0],
+                               "clip frame count")
+        check_strength(strength, "strength")
+        check_transition_steps(steps, "steps")
         checks.check_stage1_vae(vae)
         checks.check_stage1_model(model, vae)
         small = stage1_image(clip[..., :3], size.width, size.height, crop=crop)

@@ -1,7 +1,7 @@
-"""Custom ComfyUI types of the pack."""
+"""Custom ComfyUI types of the pack, shared inputs, and the nodes' input validation."""
 from comfy_api.latest import io
 
-from ..swift_core.sizes import check_bounds
+from ..swift_core import rules
 
 CATEGORY = "SwiftI2V"
 
@@ -9,53 +9,47 @@ CATEGORY = "SwiftI2V"
 TransitionInfo = io.Custom("SWIFTI2V_TRANSITION")
 
 
-def first_error(*checks):
-    """For ``validate_inputs``: True, or the message of the first failing check.
-
-    Each check is ``(fn, value, *args)``; a value that is None (a linked input, not known while
-    ComfyUI validates the prompt) is skipped and checked again when the node runs.
-    """
-    for fn, value, *args in checks:
-        if value is None:
-            continue
-        try:
-            fn(value, *args)
-        except ValueError as e:
-            return str(e)
-    return True
-
-
-def check_option(value, name: str, options) -> None:
-    if value not in options:
-        shown = ", ".join(map(str, list(options)[:12])) + (", ..." if len(options) > 12 else "")
-        raise ValueError(f"{name}={value!r}: must be one of {shown}")
-
-
 def widget_rules(node_cls) -> dict:
-    """``{input: (check, *args)}`` for a node's number bounds and combo options, read from its
-    own schema."""
-    rules = {}
+    """``{input: rule}`` for a node's number bounds and combo options, read from its own schema."""
+    found = {}
     for inp in node_cls.define_schema().inputs:
         options = getattr(inp, "options", None)
         lo, hi = getattr(inp, "min", None), getattr(inp, "max", None)
         if options is not None:
-            rules[inp.id] = (check_option, list(options))
+            found[inp.id] = lambda v, name, o=list(options): rules.check_option(v, name, o)
         elif lo is not None or hi is not None:
-            rules[inp.id] = (check_bounds, lo, hi)
-    return rules
+            found[inp.id] = lambda v, name, lo=lo, hi=hi: rules.check_bounds(v, name, lo, hi)
+    return found
 
 
-def validate(node_cls, values: dict, *checks):
-    """``validate_inputs`` of a node: its rules, then the widget rules of every input it takes.
+def check_inputs(node_cls, values: dict) -> None:
+    """A node's own rules (``RULES``: input -> ``rule(value, name)``, and ``CROSS_RULES``: rules
+    over several inputs, ``rule(values)``), then the widget rules of its schema. Inputs that are
+    None (linked, so not known while ComfyUI validates the prompt) are skipped; the node checks
+    them again when it runs."""
+    rules.check_values(values, getattr(node_cls, "RULES", {}))
+    for rule in getattr(node_cls, "CROSS_RULES", ()):
+        rule(values)
+    rules.check_values(values, widget_rules(node_cls))
 
-    ComfyUI skips its own min/max and option checks for the inputs a node's ``validate_inputs``
-    takes (and 0.3.x never checks a V3 combo's options), so they are done here from the node's
-    schema, not written a second time.
+
+def validate(node_cls, values: dict):
+    """``validate_inputs(**kwargs)`` of a node: True, or the message of the first failing rule.
+
+    A ``validate_inputs`` taking ``**kwargs`` receives every input and makes ComfyUI skip its own
+    min/max and option checks (0.3.x never checks a V3 combo's options), so they are done here
+    from the node's schema, not written a second time.
     """
-    rules = widget_rules(node_cls)
-    widget_checks = [(rules[name][0], value, name, *rules[name][1:])
-                     for name, value in values.items() if name in rules]
-    return first_error(*checks, *widget_checks)
+    try:
+        check_inputs(node_cls, values)
+    except rules.SwiftInputError as e:
+        return str(e)
+    return True
+
+
+#: Rules of the inputs :func:`size_inputs` and :func:`tile_inputs` make.
+SIZE_RULES = {"width": rules.check_size_input, "height": rules.check_size_input}
+TILE_RULES = {"tile_size": rules.check_tile_px, "overlap": rules.check_tile_px}
 
 
 def size_inputs():
@@ -67,7 +61,7 @@ def size_inputs():
         io.Int.Input("height", default=1408, min=0, max=8192, step=32,
                      tooltip="Target video height in pixels, a multiple of 32 (paper: 1408). "
                              "0 = the input image's height, snapped down to a multiple of 32."),
-        io.Combo.Input("crop", options=["center", "disabled"], default="center",
+        io.Combo.Input("crop", options=list(rules.CROP_MODES), default="center",
                        tooltip="center: trim the image to the target's aspect ratio W:H before "
                                "resizing (no stretching); disabled: stretch it. One rule for "
                                "every stage, so frame 0 is framed like the frames after it: use "
@@ -85,15 +79,6 @@ def tile_inputs(default_tile: int = 1024, optional: bool = False):
                      tooltip="Overlap of neighbouring tiles in pixels (a multiple of 16), "
                              "blended linearly."),
     ]
-
-
-def check_tile_px(value: int, name: str) -> int:
-    """Tile sizes and overlaps are whole latent units: multiples of 16 px (0 allowed)."""
-    if value % 16:
-        lo = value // 16 * 16
-        raise ValueError(f"{name}={value}: must be a multiple of 16 pixels (one latent unit of the "
-                         f"Wan 2.2 VAE), e.g. {lo} or {lo + 16}")
-    return value
 
 
 def sampling_inputs(default_steps: int = 4):

@@ -13,9 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from swift_core import rules
+
 FIELDS = ("image", "prompt", "negative", "seed", "width", "height", "frames", "name", "video",
           "caption", "start", "stride", "clips", "synthesize", "frame_step")
 INT_FIELDS = ("seed", "width", "height", "frames", "start", "stride", "clips", "frame_step")
+
+
+#: The rules of a row's numbers: the same as the nodes' inputs they set.
+ROW_RULES = {"width": rules.check_multiple, "height": rules.check_multiple,
+             "frames": rules.check_length,
+             "start": lambda v, name: rules.check_at_least(v, name, 0),
+             "stride": lambda v, name: rules.check_at_least(v, name, 0),
+             "clips": rules.check_at_least, "frame_step": rules.check_at_least}
 
 
 class RowError(ValueError):
@@ -74,17 +84,10 @@ def _ints(number: int, raw: dict) -> dict:
             values[key] = int(str(v).strip())
         except ValueError:
             raise RowError(f"row {number}: {key}={v!r} is not a whole number") from None
-    for key in ("width", "height"):
-        if key in values and (values[key] <= 0 or values[key] % 32):
-            raise RowError(f"row {number}: {key}={values[key]} must be a positive multiple of 32")
-    if "frames" in values and (values["frames"] < 5 or (values["frames"] - 1) % 4):
-        raise RowError(f"row {number}: frames={values['frames']} must be 4k+1 (e.g. 81)")
-    for key in ("start", "stride"):
-        if values.get(key, 0) < 0:
-            raise RowError(f"row {number}: {key}={values[key]} must be >= 0")
-    for key in ("clips", "frame_step"):
-        if values.get(key, 1) < 1:
-            raise RowError(f"row {number}: {key}={values[key]} must be >= 1")
+    try:
+        rules.check_values(values, ROW_RULES, prefix=f"row {number}: ")
+    except rules.SwiftInputError as e:
+        raise RowError(str(e)) from None
     return values
 
 

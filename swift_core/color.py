@@ -10,7 +10,7 @@ from __future__ import annotations
 import kornia
 import torch
 
-COLOR_MATCH = ("off", "lab")
+from .rules import COLOR_MATCH, check_option
 
 
 def _lab(frames: torch.Tensor) -> torch.Tensor:
@@ -33,8 +33,7 @@ def match_color(frames: torch.Tensor, reference: torch.Tensor, method: str = "la
 
     ``strength`` blends between the frames as they are (0) and fully matched (1).
     """
-    if method not in COLOR_MATCH:
-        raise ValueError(f"color_match={method!r}: must be one of {COLOR_MATCH}")
+    check_option(method, "color_match", COLOR_MATCH)
     if method == "off" or strength == 0:
         return frames
     ref_mean, ref_std = lab_stats(reference[:1])

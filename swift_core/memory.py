@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .plan import check_segmentation
+from .rules import SwiftInputError, check_m, check_n
 
 K_DIM = 11          # residual stream, norms, q/k/v, attention output, cross-attention, modulation
 K_TIMESTEP = 8      # per-token time embedding: 6*dim projection, temb, activation
@@ -50,10 +50,6 @@ class WanDiTConfig:
 
 #: Wan2.2-TI2V-5B (the SwiftI2V Stage II model has 96 input channels).
 WAN22_TI2V_5B = WanDiTConfig(dim=3072, heads=24, ffn=14336, layers=30, in_channels=96)
-#: Wan2.1-I2V-14B (Stage I).
-WAN21_I2V_14B = WanDiTConfig(dim=5120, heads=40, ffn=13824, layers=40, in_channels=36,
-                             out_channels=16)
-
 
 def window_activation_bytes(cfg: WanDiTConfig, blocks: int, latent_h: int, latent_w: int, *,
                             batch: int = 1, dtype_bytes: int = 2,
@@ -68,25 +64,9 @@ def window_activation_bytes(cfg: WanDiTConfig, blocks: int, latent_h: int, laten
 
 def max_window_blocks(num_blocks: int, m: int, n: int) -> int:
     """Blocks in the largest window of the plan: anchor + N neighbours + M, capped at T'."""
-    check_segmentation(m, n)
+    check_m(m)
+    check_n(n)
     return min(1 + n + m, num_blocks)
-
-
-def choose_m(cfg: WanDiTConfig, num_blocks: int, latent_h: int, latent_w: int, budget_bytes: int,
-             *, n: int = 1, **kw) -> int:
-    """Largest M (at fixed N) whose windows fit ``budget_bytes``; raises if even M=1 does not."""
-    best = 0
-    for m in range(1, max(num_blocks - 1, 1) + 1):
-        need = window_activation_bytes(cfg, max_window_blocks(num_blocks, m, n), latent_h,
-                                       latent_w, **kw)
-        if need <= budget_bytes:
-            best = m
-    if best == 0:
-        need = window_activation_bytes(cfg, max_window_blocks(num_blocks, 1, n), latent_h,
-                                       latent_w, **kw)
-        raise ValueError(f"budget_bytes={budget_bytes}: even M=1 needs about {need} bytes "
-                         f"per window at {latent_h}x{latent_w} latent")
-    return best
 
 
 GIB = 2 ** 30
@@ -102,7 +82,7 @@ def check_fits(need_bytes: int, available_bytes: int, *, inputs: str, what: str,
                advice: str) -> None:
     """Refuse before allocating: ``inputs`` names the inputs, ``what`` the allocation."""
     if need_bytes > available_bytes:
-        raise ValueError(f"{inputs}: {what} needs about {need_bytes / GIB:.1f} GiB of {where}, "
+        raise SwiftInputError(f"{inputs}: {what} needs about {need_bytes / GIB:.1f} GiB of {where}, "
                          f"but {available_bytes / GIB:.1f} GiB is available; {advice}")
 
 

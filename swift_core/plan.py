@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .rules import MODES, ROPE_MODES, SwiftInputError, check_m, check_n, check_option  # noqa: F401
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -25,29 +27,15 @@ class Segment:
         return self.context + self.current
 
 
-def check_m(m: int) -> None:
-    if not isinstance(m, int) or m < 1:
-        raise ValueError(f"m={m!r}: the segment length M must be an integer >= 1 (paper: 3)")
-
-
-def check_n(n: int) -> None:
-    if not isinstance(n, int) or n < 0:
-        raise ValueError(f"n={n!r}: the neighbour count N must be an integer >= 0 (paper: 1)")
-
-
-def check_segmentation(m: int, n: int) -> None:
-    check_m(m)
-    check_n(n)
-
-
 def plan_segments(num_blocks: int, m: int = 3, n: int = 1) -> tuple[Segment, ...]:
     """Segments of the CSG schedule for ``num_blocks`` latent blocks (anchor included).
 
     ``m >= num_blocks - 1`` gives one window over everything: the "without CSG" baseline.
     """
-    check_segmentation(m, n)
+    check_m(m)
+    check_n(n)
     if not isinstance(num_blocks, int) or num_blocks < 2:
-        raise ValueError(f"num_blocks={num_blocks!r}: need the anchor block plus at least one block "
+        raise SwiftInputError(f"num_blocks={num_blocks!r}: need the anchor block plus at least one block "
                          "to generate (frames >= 5)")
     segments = []
     for k, start in enumerate(range(1, num_blocks, m)):
@@ -58,13 +46,10 @@ def plan_segments(num_blocks: int, m: int = 3, n: int = 1) -> tuple[Segment, ...
     return tuple(segments)
 
 
-ROPE_MODES = ("window", "absolute")
-
 
 def window_positions(segment: Segment, rope: str = "window") -> torch.Tensor:
     """RoPE time positions of a segment's window: 0..w-1 (``window``) or true block indices."""
     if rope == "window":
         return torch.arange(len(segment.window))
-    if rope == "absolute":
-        return torch.tensor(segment.window)
-    raise ValueError(f"rope={rope!r}: must be one of {ROPE_MODES}")
+    check_option(rope, "rope", ROPE_MODES)
+    return torch.tensor(segment.window)

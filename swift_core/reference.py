@@ -18,10 +18,9 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from .sizes import block_frame_range, check_frames, latent_blocks, stage1_size
-
-RESIZE_METHODS = ("bicubic", "bilinear", "area", "nearest-exact")
-CROP_MODES = ("center", "disabled")
+from .rules import (CROP_MODES, RESIZE_METHODS, SwiftInputError, check_frames,  # noqa: F401
+                    check_option)
+from .sizes import block_frame_range, latent_blocks, stage1_size
 
 
 def center_crop_to_aspect(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -42,10 +41,8 @@ def resize_frames(frames: torch.Tensor, width: int, height: int, method: str = "
 
     ``crop="center"`` first trims the frames to the target's aspect ratio (no stretching).
     """
-    if method not in RESIZE_METHODS:
-        raise ValueError(f"method={method!r}: must be one of {RESIZE_METHODS}")
-    if crop not in CROP_MODES:
-        raise ValueError(f"crop={crop!r}: must be one of {CROP_MODES}")
+    check_option(method, "method", RESIZE_METHODS)
+    check_option(crop, "crop", CROP_MODES)
     if crop == "center":
         frames = center_crop_to_aspect(frames, width, height)
     x = frames.movedim(-1, 1).float()
@@ -85,7 +82,7 @@ def check_low_res_aspect(low_w: int, low_h: int, width: int, height: int, crop: 
     ``tolerance`` (Stage I's snapping never stretches more than a few percent)."""
     stretch = (width / height) / (low_w / low_h)
     if crop == "disabled" and abs(stretch - 1) > tolerance:
-        raise ValueError(
+        raise SwiftInputError(
             f"low_res: frames of {low_w}x{low_h} (aspect {low_w / low_h:.2f}) would be stretched "
             f"by {abs(stretch - 1):.0%} to the {width}x{height} target (aspect "
             f"{width / height:.2f}) with crop=disabled; use crop=center, or give the Stage I "
@@ -94,14 +91,14 @@ def check_low_res_aspect(low_w: int, low_h: int, width: int, height: int, crop: 
 
 def check_image_batch(image: torch.Tensor, name: str) -> None:
     if image.ndim != 4 or image.shape[0] < 1 or image.shape[-1] not in (3, 4):
-        raise ValueError(f"{name}: expected an IMAGE batch [N>=1, H, W, 3], got shape "
+        raise SwiftInputError(f"{name}: expected an IMAGE batch [N>=1, H, W, 3], got shape "
                          f"{tuple(image.shape)}")
 
 
 def hybrid_chunks(frames: int, blocks_per_chunk: int = 2) -> list[tuple[int, int]]:
     """Frame ranges [start, stop) of the chunks, each covering whole latent blocks."""
     if blocks_per_chunk < 1:
-        raise ValueError(f"blocks_per_chunk={blocks_per_chunk!r}: must be >= 1")
+        raise SwiftInputError(f"blocks_per_chunk={blocks_per_chunk!r}: must be >= 1")
     blocks = latent_blocks(frames)
     out = []
     for b0 in range(0, blocks, blocks_per_chunk):

@@ -1,23 +1,32 @@
 """CSG sampling: small pure functions over a denoiser, in the manner of k-diffusion.
 
+One loop, :func:`run_csg`, walks the CSG plan for every caller. What it calls per segment is a
+*window sampler* ``sample_window(x, noise, segment, *, mask, reference, positions, on_step) ->
+window``: ``x`` is the window [B, C, w, H, W] in time order with its context blocks final and its
+segment blocks at the clean start point (the reference in ``refine``, zeros in ``swifti2v``),
+``noise`` the window's slice of the one full-length noise, ``mask`` 0 on context and 1 on the
+segment, ``reference`` the reference gathered at the window's blocks (``swifti2v``) or None,
+``positions`` the RoPE time positions [w]; ``on_step(step, denoised)`` after every sampler step
+(``denoised``: the current clean estimate of the segment's own blocks).
+Two window samplers exist: :func:`torch_window_sampler` (plain torch over a denoiser: training
+validation, benchmarks, oracle tests) and :func:`guider_window_sampler` (one call of a
+ComfyUI-style guider's ``sample``: the node).
+
 A *denoiser* is ``denoise(x, sigma, *, reference, positions) -> denoised`` where ``x`` is a window
-[B, C, w, H, W] in time order, ``sigma`` is [B, w] (0 on context blocks), ``reference`` is the
-reference latent gathered at the window's blocks (or None) and ``positions`` a LongTensor [w] of RoPE
-time positions. It returns its estimate of the clean window (k-diffusion's convention).
+[B, C, w, H, W], ``sigma`` is [B, w] (0 on context blocks); it returns its estimate of the clean
+window (k-diffusion's convention).
 
 A *sampler* is ``sampler(model, x, sigmas, callback=None) -> x`` over a model ``model(x, sigma[B])
 -> denoised``; k-diffusion's and ComfyUI's samplers have this shape.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
 
 from .plan import Segment, plan_segments, window_positions
-
-MODES = ("swifti2v", "refine")
+from .rules import MODES, check, check_option
 
 
 def euler_step(x, denoised, sigma: float, sigma_next: float):
@@ -46,52 +55,25 @@ def sample_steps(step: Callable = euler_step) -> Callable:
 sample_euler = sample_steps(euler_step)
 
 
-@dataclass(frozen=True)
-class CSGProgress:
-    """What ``sample_csg`` tells its callback: after each step, and once per finished segment.
-
-    ``latent`` (with ``blocks``) is set only on the segment-finished event and holds that segment's
-    final blocks [B, C, len(blocks), H, W], ready to decode. ``denoised`` (step events) is the
-    sampler's current clean estimate of the segment's blocks, for previews.
-    """
-
-    segment: int
-    num_segments: int
-    step: int
-    num_steps: int
-    blocks: Optional[tuple[int, ...]] = None
-    latent: Optional[torch.Tensor] = None
-    denoised: Optional[torch.Tensor] = None
-
-    @property
-    def finished(self) -> bool:
-        return self.latent is not None
-
-    @property
-    def done(self) -> int:
-        """Steps done over the whole run (for a progress bar of num_segments * num_steps)."""
-        return self.segment * self.num_steps + self.step
+def flow_noised(noise, clean, sigma: float):
+    """A rectified-flow start point: ``sigma * noise + (1 - sigma) * clean`` (core's
+    ``noise_scaling`` for flow models, in the same operation order)."""
+    return sigma * noise + (1.0 - sigma) * clean
 
 
-def check_inputs(noise, sigmas, anchor, reference, mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r}: must be one of {MODES}")
-    if noise.ndim != 5:
-        raise ValueError(f"noise: expected a latent [B, C, T', H', W'], got shape {tuple(noise.shape)}")
-    b, c, t, h, w = noise.shape
-    if anchor.ndim != 5 or tuple(anchor.shape) != (b, c, 1, h, w):
-        raise ValueError(f"anchor: expected shape {(b, c, 1, h, w)} (one latent block), "
-                         f"got {tuple(anchor.shape)}")
-    if tuple(reference.shape) != tuple(noise.shape):
-        raise ValueError(f"reference: expected the latent's shape {tuple(noise.shape)}, "
-                         f"got {tuple(reference.shape)}")
-    if sigmas.ndim != 1 or len(sigmas) < 2:
-        raise ValueError(f"sigmas: expected a 1-D schedule of at least 2 values, got shape "
-                         f"{tuple(sigmas.shape)}")
+def check_inputs(latent, reference, noise, sigmas, mode: str) -> None:
+    check_option(mode, "mode", MODES)
+    check(latent.ndim == 5, f"latent: expected a latent [B, C, T', H', W'], got shape "
+                            f"{tuple(latent.shape)}")
+    for name, t in (("reference", reference), ("noise", noise)):
+        check(tuple(t.shape) == tuple(latent.shape),
+              f"{name}: expected the latent's shape {tuple(latent.shape)}, got {tuple(t.shape)}")
+    check(sigmas.ndim == 1 and len(sigmas) >= 2,
+          f"sigmas: expected a 1-D schedule of at least 2 values, got shape {tuple(sigmas.shape)}")
 
 
 def window_latent(latent, reference, segment: Segment, mode: str):
-    """The latent a segment's window starts from, in time order [B, C, w, H, W].
+    """The clean start of a segment's window, in time order [B, C, w, H, W].
 
     Context blocks (anchor and neighbours) are taken from ``latent``, where they are final; the
     segment's own blocks are the reference (``refine``: it is noised from there) or zeros
@@ -114,12 +96,43 @@ def window_mask(segment: Segment, like) -> torch.Tensor:
     return mask
 
 
-def segment_model(denoise, context_latent, segment: Segment, reference, positions):
+def run_csg(latent, reference, noise, sigmas, plan, sample_window, *, mode: str, rope: str,
+            on_step: Optional[Callable] = None, on_segment: Optional[Callable] = None):
+    """Conditional Segment-wise Generation (paper Sec. 3.2): the loop every caller runs.
+
+    ``latent`` [B, C, T', H', W'] holds the anchor in block 0; the result is a new latent whose
+    block 0 is that anchor, bit for bit (no segment ever writes it). Segments run in order: each
+    window is built from the blocks finished so far, sampled by ``sample_window``, and only the
+    segment's own blocks are written back; they are final and become later windows' context.
+    ``on_step(segment, step, denoised)`` follows every sampler step (``step`` from 1);
+    ``on_segment(segment, blocks)`` gets a segment's final blocks as soon as they are final.
+    """
+    check_inputs(latent, reference, noise, sigmas, mode)
+    out = latent.clone()
+    for seg in plan:
+        win, cur, nc = list(seg.window), list(seg.current), len(seg.context)
+        x = window_latent(out, reference, seg, mode)
+
+        def step_cb(step, denoised, seg=seg):
+            if on_step is not None:
+                on_step(seg, step, denoised)
+
+        x = sample_window(x, noise[:, :, win], seg, mask=window_mask(seg, x),
+                          reference=reference[:, :, win] if mode == "swifti2v" else None,
+                          positions=window_positions(seg, rope).to(latent.device),
+                          on_step=step_cb)
+        out[:, :, cur] = x[:, :, nc:].to(out)
+        if on_segment is not None:
+            on_segment(seg, out[:, :, cur])
+    return out
+
+
+def segment_model(denoise, context_latent, reference, positions):
     """The k-diffusion model of one segment: denoises the segment's own blocks inside its window.
 
     The context blocks are prepended at sigma 0; what the denoiser returns for them is dropped.
     """
-    nc = len(segment.context)
+    nc = context_latent.shape[2]
 
     def model(x, sigma):
         b = x.shape[0]
@@ -131,39 +144,56 @@ def segment_model(denoise, context_latent, segment: Segment, reference, position
     return model
 
 
-def sample_csg(denoise, noise, sigmas, *, anchor, reference, m: int = 3, n: int = 1,
-               mode: str = "swifti2v", rope: str = "window", callback=None,
-               sampler: Callable = sample_euler):
-    """Conditional Segment-wise Generation (paper Sec. 3.2): returns the final latent [B,C,T',H,W].
-
-    Block 0 is ``anchor``. Segments run in order; each starts from its slice of ``noise``
-    (``swifti2v``: sigmas[0] * noise; ``refine``: the reference noised to sigmas[0]), is denoised
-    over ``sigmas`` with ``sampler`` while the anchor and neighbour blocks stay as they are, and is
-    then final: it becomes the next segments' context.
-    """
-    check_inputs(noise, sigmas, anchor, reference, mode)
-    plan = plan_segments(noise.shape[2], m, n)
-    num_steps = len(sigmas) - 1
+def torch_window_sampler(denoise, sigmas, sampler: Callable = sample_euler) -> Callable:
+    """A window sampler in plain torch: ``sampler`` over the segment's blocks only, the context
+    prepended at sigma 0 by :func:`segment_model`."""
     s0 = float(sigmas[0])
-    latent = torch.empty_like(noise)
+
+    def sample_window(x, noise, seg: Segment, *, mask, reference, positions, on_step):
+        nc = len(seg.context)
+        model = segment_model(denoise, x[:, :, :nc], reference, positions)
+        start = flow_noised(noise[:, :, nc:], x[:, :, nc:], s0)
+        cur = sampler(model, start, sigmas,
+                      callback=lambda info: on_step(info["i"] + 1, info.get("denoised")))
+        return torch.cat([x[:, :, :nc], cur], dim=2)
+
+    return sample_window
+
+
+def guider_window_sampler(make_guider: Callable, sampler, sigmas, seed: int) -> Callable:
+    """A window sampler that is one masked-sampling call of a ComfyUI-style guider.
+
+    ``make_guider(reference, positions)`` returns an object with ComfyUI's ``CFGGuider.sample(noise,
+    latent_image, sampler, sigmas, denoise_mask=, callback=, disable_pbar=, seed=)``; the mask keeps
+    the context blocks at their final values. Each segment gets ``seed + index`` for samplers that
+    draw noise (ancestral, SDE).
+    """
+
+    def sample_window(x, noise, seg: Segment, *, mask, reference, positions, on_step):
+        nc = len(seg.context)
+        guider = make_guider(reference, positions)
+        return guider.sample(noise, x, sampler, sigmas.clone(), denoise_mask=mask,
+                             callback=lambda step, x0, xt, total: on_step(step + 1, x0[:, :, nc:]),
+                             disable_pbar=True, seed=seed + seg.index)
+
+    return sample_window
+
+
+@torch.no_grad()
+def sample_csg(denoise, noise, sigmas, *, anchor, reference, m: int = 3, n: int = 1,
+               mode: str = "swifti2v", rope: str = "window", on_step=None, on_segment=None,
+               sampler: Callable = sample_euler):
+    """:func:`run_csg` over a plain-torch denoiser: returns the final latent [B, C, T', H', W'].
+
+    Block 0 is ``anchor``; each segment starts from its slice of ``noise`` (``swifti2v``:
+    sigmas[0] * noise; ``refine``: the reference noised to sigmas[0]).
+    """
+    b, c, _, h, w = noise.shape
+    check(anchor.ndim == 5 and tuple(anchor.shape) == (b, c, 1, h, w),
+          f"anchor: expected shape {(b, c, 1, h, w)} (one latent block), got {tuple(anchor.shape)}")
+    plan = plan_segments(noise.shape[2], m, n)
+    latent = torch.zeros_like(noise)
     latent[:, :, :1] = anchor
-    for seg in plan:
-        cur, win = list(seg.current), list(seg.window)
-        start = noise[:, :, cur] * s0
-        if mode == "refine":
-            start = start + reference[:, :, cur] * (1.0 - s0)
-        model = segment_model(
-            denoise, latent[:, :, list(seg.context)], seg,
-            reference[:, :, win] if mode == "swifti2v" else None,
-            window_positions(seg, rope).to(noise.device))
-
-        def on_step(info, seg=seg):
-            if callback is not None:
-                callback(CSGProgress(seg.index, len(plan), info["i"] + 1, num_steps,
-                                     denoised=info.get("denoised")))
-
-        latent[:, :, cur] = sampler(model, start, sigmas, callback=on_step)
-        if callback is not None:
-            callback(CSGProgress(seg.index, len(plan), num_steps, num_steps, seg.current,
-                                 latent[:, :, cur]))
-    return latent
+    return run_csg(latent, reference, noise, sigmas, plan,
+                   torch_window_sampler(denoise, sigmas, sampler), mode=mode, rope=rope,
+                   on_step=on_step, on_segment=on_segment)

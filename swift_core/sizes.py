@@ -1,57 +1,17 @@
 """Video sizes of the SwiftI2V pipeline, and the checks that guard them.
 
-Every rule lives here once; a bad value raises ``ValueError`` naming the value, what was given and
-what is allowed, so the ComfyUI nodes can show the message as it is.
+The rules on single values live in :mod:`swift_core.rules`; a bad value raises its
+``SwiftInputError`` naming the value, what was given and what is allowed.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Stage II VAE (Wan 2.2): 16x spatial; the DiT patch is 2x2, so pixels come in multiples of 32.
-STAGE2_MULTIPLE = 32
-#: Stage I VAE (Wan 2.1): 8x spatial, patch 2x2.
-STAGE1_MULTIPLE = 16
-#: Both Wan VAEs compress time 4x and encode the first frame on its own.
-TEMPORAL_STRIDE = 4
+from .rules import (STAGE1_MULTIPLE, STAGE2_MULTIPLE, TEMPORAL_STRIDE, WAN22_CHANNELS,
+                    WAN22_SPATIAL, SwiftInputError, check_frames, check_multiple,
+                    check_size_input)  # noqa: F401
+
 STAGE1_SCALE = 4
-
-
-def check_frames(frames: int, name: str = "frames") -> int:
-    """``frames`` must be 4k+1 (1, 5, 9, ... 81)."""
-    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1 or (frames - 1) % TEMPORAL_STRIDE:
-        if isinstance(frames, int) and frames > 1:
-            lo = (frames - 1) // TEMPORAL_STRIDE * TEMPORAL_STRIDE + 1
-            hint = f", e.g. {lo} or {lo + TEMPORAL_STRIDE}"
-        else:
-            hint = ", e.g. 81"
-        raise ValueError(f"{name}={frames!r}: must be 4k+1 (1, 5, 9, ..., 81){hint}")
-    return frames
-
-
-def check_multiple(value: int, name: str, multiple: int = STAGE2_MULTIPLE) -> int:
-    """``value`` must be a positive multiple of ``multiple``."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < multiple or value % multiple:
-        if isinstance(value, int) and value > 0:
-            lo = max(multiple, value // multiple * multiple)
-            hint = f", e.g. {lo} or {lo + multiple}"
-        else:
-            hint = ""
-        raise ValueError(f"{name}={value!r}: must be a positive multiple of {multiple}{hint}")
-    return value
-
-
-def check_bounds(value, name: str, lo=None, hi=None):
-    """A widget's own limits (ComfyUI does not check them for inputs ``validate_inputs`` takes)."""
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name}={value!r}: must be a number")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ValueError(f"{name}={value!r}: must be between {lo} and {hi}")
-    return value
-
-
-def check_size_input(value: int, name: str) -> int:
-    """A node's width/height input: 0 (take it from the image) or a positive multiple of 32."""
-    return value if value == 0 else check_multiple(value, name)
 
 
 def snap_down(value: int, multiple: int) -> int:
@@ -72,11 +32,6 @@ def stage1_size(width: int, height: int) -> tuple[int, int]:
 def latent_blocks(frames: int) -> int:
     """Latent frames (temporal blocks) T' = (F-1)/4 + 1 for F = 4k+1 frames."""
     return (check_frames(frames) - 1) // TEMPORAL_STRIDE + 1
-
-
-def frames_of_blocks(blocks: int) -> int:
-    """Inverse of :func:`latent_blocks`."""
-    return (blocks - 1) * TEMPORAL_STRIDE + 1
 
 
 def block_frame_range(block: int) -> tuple[int, int]:
@@ -108,7 +63,7 @@ class VideoSize:
         """Stage I size (width, height): W/4 x H/4, rounded to multiples of 16 (SPEC)."""
         return stage1_size(self.width, self.height)
 
-    def latent_shape(self, channels: int = 48, spatial: int = 16) -> tuple[int, int, int, int]:
+    def latent_shape(self, channels: int = WAN22_CHANNELS, spatial: int = WAN22_SPATIAL) -> tuple[int, int, int, int]:
         """(C, T', H', W') of the Stage II latent."""
         return channels, self.blocks, self.height // spatial, self.width // spatial
 
@@ -121,7 +76,7 @@ def size_from_image(image_width: int, image_height: int, width: int = 0, height:
     """
     for given, got, axis in ((width, image_width, "width"), (height, image_height, "height")):
         if not given and got < STAGE2_MULTIPLE:
-            raise ValueError(
+            raise SwiftInputError(
                 f"image: {image_width}x{image_height} px is too small for {axis}=0 (size from the "
                 f"image), which needs at least {STAGE2_MULTIPLE} px; set {axis} (a multiple of "
                 f"{STAGE2_MULTIPLE}) or use a larger image")

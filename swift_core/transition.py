@@ -13,20 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .sizes import check_frames
-
-
-def check_strength(s, name: str = "strength") -> float:
-    if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 < float(s) <= 1.0:
-        raise ValueError(f"{name}={s!r}: must be in (0, 1] (paper: 0.1; 1 = plain Stage I from "
-                         "noise)")
-    return float(s)
-
-
-def check_transition_steps(k, name: str = "steps") -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"{name}={k!r}: must be a whole number >= 1 (paper: 1)")
-    return k
+from .rules import SwiftInputError, check_at_least, check_frames, check_strength, check_transition_steps  # noqa: F401
 
 
 def transition_sigmas(schedule: torch.Tensor, strength: float) -> torch.Tensor:
@@ -35,15 +22,14 @@ def transition_sigmas(schedule: torch.Tensor, strength: float) -> torch.Tensor:
     [0, 1]."""
     s = check_strength(strength)
     if schedule.ndim != 1 or len(schedule) < 2 or float(schedule[0]) <= 0:
-        raise ValueError(f"schedule: expected a 1-D sigma schedule starting above 0, got "
+        raise SwiftInputError(f"schedule: expected a 1-D sigma schedule starting above 0, got "
                          f"{schedule.tolist()}")
     return schedule * (s / schedule[0])
 
 
 def clip_span(length: int, frame_step: int = 1) -> int:
     """Source frames one clip of ``length`` frames covers when it takes every ``frame_step``-th."""
-    if isinstance(frame_step, bool) or not isinstance(frame_step, int) or frame_step < 1:
-        raise ValueError(f"frame_step={frame_step!r}: must be a whole number >= 1")
+    check_at_least(frame_step, "frame_step")
     return (check_frames(length, "length") - 1) * frame_step + 1
 
 
@@ -57,13 +43,13 @@ def clip_starts(total: int, length: int, start: int = 0, stride: int = 0,
     """
     span = clip_span(length, frame_step)
     if start < 0 or stride < 0 or max_clips < 1:
-        raise ValueError(f"start={start}, stride={stride}, max_clips={max_clips}: start and stride "
+        raise SwiftInputError(f"start={start}, stride={stride}, max_clips={max_clips}: start and stride "
                          "must be >= 0 and max_clips >= 1")
     step = stride or span
     starts = [start + i * step for i in range(max_clips) if start + i * step + span <= total]
     if not starts:
         every = f" (one frame in {frame_step}: {span} source frames)" if frame_step > 1 else ""
-        raise ValueError(f"video: {total} frames; a clip of length={length}{every} from "
+        raise SwiftInputError(f"video: {total} frames; a clip of length={length}{every} from "
                          f"start={start} needs at least {start + span}")
     return starts
 

@@ -43,8 +43,8 @@ def test_csv_rows(images):
     assert [str(r) for r in rows[2:]] == [
         "row 3: 'image' is empty (a path to an image file is required)",
         "row 4: seed='seven' is not a whole number",
-        "row 5: width=1000 must be a positive multiple of 32",
-        "row 6: frames=80 must be 4k+1 (e.g. 81)"]
+        "row 5: width=1000: must be a positive multiple of 32, e.g. 992 or 1024",
+        "row 6: frames=80: must be 4k+1 (1, 5, 9, ..., 81), e.g. 77 or 81"]
 
 
 def test_jsonl_rows(images):
@@ -144,7 +144,7 @@ def test_data_rows(tmp_path):
     assert [str(r) for r in rows[2:]] == [
         "row 3: 'video' is empty (a path to a video file is required)",
         "row 4: 'caption' is empty",
-        "row 5: clips=0 must be >= 1",
+        "row 5: clips=0: must be a whole number >= 1",
         "row 6: synthesize='maybe' must be 0/1 or true/false"]
 
 

@@ -1,9 +1,8 @@
 import pytest
 
-from bench.tinywan_probe import probe_in_subprocess
+from swift_testing.probe import probe_in_subprocess
 
-from swift_core import (WAN22_TI2V_5B, WanDiTConfig, choose_m, max_window_blocks,
-                        window_activation_bytes)
+from swift_core import WAN22_TI2V_5B, WanDiTConfig, max_window_blocks, window_activation_bytes
 
 
 
@@ -27,16 +26,6 @@ def test_estimate_scales_with_window_not_video():
     b = window_activation_bytes(WAN22_TI2V_5B, max_window_blocks(81, 3, 1), 88, 160)
     assert a == b
     assert window_activation_bytes(WAN22_TI2V_5B, 21, 88, 160) > 4 * a
-
-
-def test_choose_m():
-    cfg = WAN22_TI2V_5B
-    per5 = window_activation_bytes(cfg, 5, 88, 160)
-    assert choose_m(cfg, 21, 88, 160, per5) == 3
-    assert choose_m(cfg, 21, 88, 160, per5 - 1) == 2
-    assert choose_m(cfg, 21, 88, 160, 10**15) == 20
-    with pytest.raises(ValueError, match="budget_bytes=1: even M=1"):
-        choose_m(cfg, 21, 88, 160, 1)
 
 
 def test_flops_match_spec_count():

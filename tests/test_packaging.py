@@ -1,5 +1,6 @@
 """House rules a ComfyUI user relies on, checked from the source."""
 import ast
+import sys
 import re
 import tomllib
 from pathlib import Path
@@ -57,9 +58,7 @@ def test_requirements_are_runtime_only():
         runtime |= imports(f)
     assert set(reqs) <= runtime
     # the standard library, and what ComfyUI itself brings (torch; PyAV for its video nodes)
-    stdlib_or_host = COMFY_MODULES | {"torch", "av", "PIL", "__future__", "contextlib", "dataclasses",
-                                      "fractions", "math", "os", "posixpath", "re", "typing",
-                                      "uuid"}
+    stdlib_or_host = COMFY_MODULES | {"torch", "av", "PIL"} | set(sys.stdlib_module_names)
     assert runtime - stdlib_or_host <= set(reqs), runtime - stdlib_or_host
 
 

@@ -2,8 +2,8 @@ import pytest
 
 from swift_core import VideoSize, block_frame_range, check_frames, latent_blocks, size_from_image
 from swift_core.memory import check_fits, frames_bytes
-from swift_core.paths import check_prefix
-from swift_core.sizes import check_bounds
+from swift_core.rules import check_prefix
+from swift_core.rules import check_bounds
 
 
 def test_paper_defaults():

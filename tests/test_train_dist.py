@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("diffusers")
 from swift_core.samples import read_sample  # noqa: E402
 
-from .train_data import make_dataset, torchrun  # noqa: E402
+from swift_testing.train_data import make_dataset, torchrun  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ import torch
 from swift_core import diffusers_wan_denoiser, sample_csg
 from swift_core.adapters import positioned_rope
 
-from .tiny_wan import text_context, tiny_wan
+from swift_testing.tiny_wan import text_context, tiny_wan
 
 T, H, W = 7, 8, 8
 

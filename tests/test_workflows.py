@@ -164,11 +164,8 @@ def test_paper_defaults_and_model_links(ui, api, name):
 
 
 def test_files_are_what_the_generator_writes(ui, api, name):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("mw", ROOT / "tools" / "make_workflows.py")
-    mw = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mw)
+    from tools import make_workflows as mw
     make, groups, note, _ = mw.TEMPLATES[name]
     nodes = make()
-    assert mw.ui_workflow(nodes, name, groups, note) == ui, "run: python tools/make_workflows.py"
-    assert mw.api_workflow(nodes) == api, "run: python tools/make_workflows.py"
+    assert mw.ui_workflow(nodes, name, groups, note) == ui, "run: python -m tools.make_workflows"
+    assert mw.api_workflow(nodes) == api, "run: python -m tools.make_workflows"

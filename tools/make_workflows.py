@@ -2,7 +2,7 @@
 ComfyUI frontend loads (nodes, links, groups, widgets_values, model download links, a MarkdownNote
 with every model file) and the same graph in API format, plus the UI workflow's thumbnail.
 
-    python tools/make_workflows.py     # example_workflows/*.json + .jpg, example_workflows/api/*
+    python -m tools.make_workflows     # example_workflows/*.json + .jpg, example_workflows/api/*
 
 ComfyUI lists every *.json of example_workflows/ as a template; the API files live one folder
 down, where it does not look. Widget order and socket slots come from tests/data/node_schemas.json

@@ -1,6 +1,6 @@
 """Snapshot the /object_info schemas of every node type the bundled workflows use.
 
-    python tools/snapshot_schemas.py http://127.0.0.1:8188      # writes tests/data/node_schemas.json
+    python -m tools.snapshot_schemas http://127.0.0.1:8188      # writes tests/data/node_schemas.json
 
 The CI tests check the workflows against this snapshot; the host tests check that a live ComfyUI
 still agrees with it, so it cannot silently go stale.

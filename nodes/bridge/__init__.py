@@ -7,6 +7,7 @@ this package changes. Checked against ComfyUI 0.3.64, 0.8.0 and 0.33.0 (see test
 - ``fits``: requests too large for host RAM or the device, refused before allocation;
 - ``progress``: progress bar, previews, Cancel;
 - ``vae_stream``: the Wan 2.2 VAE driven block by block with its causal state carried;
+- ``vae_protocol``: that VAE protocol checked at run time, and core's own decode as fallback;
 - ``stage1``: Stage I conditioning (core's WanImageToVideo) and sampling (core's KSampler path);
 - ``csg``: Stage II, each CSG window one core masked-sampling call;
 - ``rope``: RoPE positions of a gathered window, as a DIFFUSION_MODEL wrapper;

@@ -1,45 +1,26 @@
 """Checks of inputs that are ComfyUI objects (models, VAEs, IMAGE batches), as input errors.
 
-Rules on plain values live in ``swift_core``; :func:`as_input_error` shows their message as is.
+Rules on plain values live in ``swift_core.rules``; both raise its ``SwiftInputError``.
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import comfy.ldm.wan.vae2_2 as wan22_vae
 
 from ...swift_core.reference import check_image_batch
-
-STAGE2_CHANNELS = {96: "swifti2v", 48: "refine"}
-
-
-class SwiftInputError(ValueError):
-    """A user's input is wrong; the message names the input and the rule."""
-
-
-def check(cond: bool, message: str) -> None:
-    if not cond:
-        raise SwiftInputError(message)
-
-
-def as_input_error(fn: Callable, *args, **kwargs):
-    """Run a swift_core check, re-raising its ValueError as the node's input error."""
-    try:
-        return fn(*args, **kwargs)
-    except ValueError as e:
-        raise SwiftInputError(str(e)) from None
+from ...swift_core.rules import (STAGE2_CHANNELS, WAN21_CHANNELS, WAN22_CHANNELS,  # noqa: F401
+                                 SwiftInputError, check)
 
 
 def check_image(image, name: str) -> None:
     check(image is not None, f"{name}: expected an IMAGE batch [N>=1, H, W, 3], got nothing")
-    as_input_error(check_image_batch, image, name)
+    check_image_batch(image, name)
 
 
 def video_latent(samples, name: str, what: str = "a Wan 2.2 video latent"):
-    """The [1, 48, T', H', W'] tensor of a LATENT, or an error naming the input."""
+    """The [1, C, T', H', W'] tensor (C: the Wan 2.2 VAE's channels) of a LATENT, or an error naming the input."""
     latent = samples.get("samples") if isinstance(samples, dict) else None
-    check(latent is not None and latent.ndim == 5 and latent.shape[1] == 48,
-          f"{name}: expected {what} [1, 48, T', H', W'], got "
+    check(latent is not None and latent.ndim == 5 and latent.shape[1] == WAN22_CHANNELS,
+          f"{name}: expected {what} [1, {WAN22_CHANNELS}, T', H', W'], got "
           f"{None if latent is None else tuple(latent.shape)}")
     check(latent.shape[0] == 1, f"{name}: batch of {latent.shape[0]} latents; one video at a time")
     return latent
@@ -70,16 +51,16 @@ def vae_channels(vae) -> int:
 
 def check_stage2_vae(vae, name: str = "vae") -> None:
     c = vae_channels(vae)
-    check(c == 48 and isinstance(vae.first_stage_model, wan22_vae.WanVAE),
-          f"{name}: expected the Wan 2.2 VAE (48 latent channels, wan2.2_vae.safetensors); got a VAE "
-          f"with {c} latent channels" + (" (that is the Wan 2.1 VAE: it belongs to Stage I)"
-                                         if c == 16 else ""))
+    check(c == WAN22_CHANNELS and isinstance(vae.first_stage_model, wan22_vae.WanVAE),
+          f"{name}: expected the Wan 2.2 VAE ({WAN22_CHANNELS} latent channels, "
+          f"wan2.2_vae.safetensors); got a VAE with {c} latent channels"
+          + (" (that is the Wan 2.1 VAE: it belongs to Stage I)" if c == WAN21_CHANNELS else ""))
 
 
 def check_stage1_vae(vae, name: str = "vae") -> None:
     c = vae_channels(vae)
-    check(c == 16, f"{name}: expected the Wan 2.1 VAE (16 latent channels, wan_2.1_vae.safetensors) "
-                   f"for Stage I; got a VAE with {c} latent channels")
+    check(c == WAN21_CHANNELS, f"{name}: expected the Wan 2.1 VAE ({WAN21_CHANNELS} latent channels, "
+                               f"wan_2.1_vae.safetensors) for Stage I; got a VAE with {c} latent channels")
 
 
 def diffusion_model(model):
@@ -102,10 +83,11 @@ def resolve_mode(model, mode: str, name: str = "model") -> str:
     """``auto`` picks from the Stage II model's patch-embedding input channels."""
     dm = _wan_dit(model, name, "a Wan 2.2 TI2V Stage II diffusion model")
     c = stage2_channels(model)
-    out_c = int(getattr(dm, "out_dim", 48))
-    check(c in STAGE2_CHANNELS and out_c == 48,
-          f"{name}: the Stage II model must take 96 input channels (SwiftI2V weights) or 48 "
-          f"(public Wan2.2-TI2V-5B) and output 48; found {c} input / {out_c} output channels")
+    out_c = int(getattr(dm, "out_dim", WAN22_CHANNELS))
+    check(c in STAGE2_CHANNELS and out_c == WAN22_CHANNELS,
+          f"{name}: the Stage II model must take {2 * WAN22_CHANNELS} input channels (SwiftI2V "
+          f"weights) or {WAN22_CHANNELS} (public Wan2.2-TI2V-5B) and output {WAN22_CHANNELS}; "
+          f"found {c} input / {out_c} output channels")
     found = STAGE2_CHANNELS[c]
     if mode == "auto":
         return found
@@ -126,4 +108,5 @@ def check_stage1_model(model, vae, name: str = "model") -> None:
           f"{name}: Stage I needs a Wan I2V model taking the Stage I VAE's {lat}-channel latent plus "
           f"its image conditioning ({want} input channels, {lat} output: Wan 2.1 I2V 14B); the "
           f"loaded model has {c_in} input / {c_out} output channels"
-          + (" (that looks like Wan 2.2 TI2V 5B: it belongs to Stage II)" if c_out == 48 else ""))
+          + (" (that looks like Wan 2.2 TI2V 5B: it belongs to Stage II)"
+             if c_out == WAN22_CHANNELS else ""))

@@ -18,10 +18,7 @@ import comfy.sample
 import comfy.samplers
 import node_helpers
 
-from ...swift_core import plan_segments, window_latent, window_mask, window_positions
-from ...swift_core.plan import Segment
-from ...swift_core.sampling import check_inputs
-from .checks import as_input_error
+from ...swift_core import guider_window_sampler, plan_segments, run_csg
 from .rope import set_window_positions
 
 SAMPLER_NAMES = comfy.samplers.KSampler.SAMPLERS
@@ -57,43 +54,21 @@ def run_stage2(model, positive, negative, reference, anchor, *, seed: int, steps
                on_segment: Optional[Callable] = None):
     """The CSG Stage II Sampler's work: raw VAE latents in, the raw 2K latent out.
 
-    ``on_step(segment, step, x0)`` follows every sampler step (``x0``: the window's current clean
-    estimate, for previews); ``on_segment(segment, blocks)`` gets each segment's final blocks as
-    soon as they are final. Block 0 of the result is ``anchor``, bit for bit.
+    swift_core's one CSG loop (:func:`run_csg`) with a window sampler that is one call of core's
+    ``CFGGuider.sample``; ``on_step``/``on_segment`` as there. Block 0 of the result is
+    ``anchor``, bit for bit.
     """
-    blocks = reference.shape[2]
-    plan = plan_segments(blocks, m, n)
+    plan = plan_segments(reference.shape[2], m, n)
     sigmas = stage2_sigmas(model, scheduler, steps, denoise if mode == "refine" else 1.0)
     noise = comfy.sample.prepare_noise(reference, seed)       # one noise for the whole video
-    as_input_error(check_inputs, noise, sigmas, anchor, reference, mode)
-    sampler = comfy.samplers.sampler_object(sampler_name)
+
+    def make_guider(window_reference, positions):
+        return window_guider(model, positive, negative, cfg, window_reference,
+                             positions.tolist() if rope == "absolute" else None)
+
+    sample_window = guider_window_sampler(make_guider, comfy.samplers.sampler_object(sampler_name),
+                                          sigmas, seed)
     latent = reference.clone()
     latent[:, :, :1] = anchor
-    for seg in plan:
-        x = sample_window(model, positive, negative, cfg, sampler, sigmas, latent, reference, noise,
-                          seg, mode=mode, rope=rope, seed=seed + seg.index, on_step=on_step)
-        cur = list(seg.current)
-        latent[:, :, cur] = x[:, :, len(seg.context):].to(latent)
-        if on_segment is not None:
-            on_segment(seg, latent[:, :, cur])
-    return latent                     # block 0 is never a segment's: still the anchor
-
-
-def sample_window(model, positive, negative, cfg, sampler, sigmas, latent, reference, noise,
-                  seg: Segment, *, mode: str, rope: str, seed: int, on_step=None):
-    """One core masked-sampling call over a segment's window; returns the window, raw VAE space.
-
-    ``seed`` goes to samplers that draw noise (ancestral, SDE): each segment has its own.
-    """
-    win = list(seg.window)
-    guider = window_guider(model, positive, negative, cfg,
-                           reference[:, :, win] if mode == "swifti2v" else None,
-                           window_positions(seg, rope).tolist() if rope == "absolute" else None)
-    start = window_latent(latent, reference, seg, mode)
-    callback = None
-    if on_step is not None:
-        def callback(step, x0, x, total_steps):
-            on_step(seg, step + 1, x0)
-    return guider.sample(noise[:, :, win], start, sampler, sigmas.clone(),
-                         denoise_mask=window_mask(seg, start), callback=callback,
-                         disable_pbar=True, seed=seed)
+    return run_csg(latent, reference, noise, sigmas, plan, sample_window, mode=mode, rope=rope,
+                   on_step=on_step, on_segment=on_segment)

@@ -14,19 +14,20 @@ import comfy.model_management as mm
 
 from ...swift_core.memory import (WanDiTConfig, check_fits, frames_bytes, max_window_blocks,
                                   window_activation_bytes)
-from .checks import as_input_error, diffusion_model
+from ...swift_core.rules import TEMPORAL_STRIDE, WAN22_SPATIAL
+from .checks import diffusion_model
 
 
 def check_host_fits(need_bytes: int, **message) -> None:
     """Refuse what would not fit the host RAM free now (ComfyUI's own figure)."""
     free = int(mm.get_free_memory(torch.device("cpu")))
-    as_input_error(check_fits, need_bytes, free, where="host RAM", **message)
+    check_fits(need_bytes, free, where="host RAM", **message)
 
 
 def check_chunk_fits(width: int, height: int, blocks_per_chunk: int) -> None:
     """Building and encoding ``blocks_per_chunk`` latent blocks of frames at once (the frames and
     their resized copy) must fit host RAM."""
-    frames = 4 * blocks_per_chunk + 1
+    frames = TEMPORAL_STRIDE * blocks_per_chunk + 1
     check_host_fits(2 * frames_bytes(frames, width, height),
                     inputs=f"width={width}, height={height}, blocks_per_chunk={blocks_per_chunk}",
                     what=f"building {frames} frames of {width}x{height} at once",
@@ -48,7 +49,7 @@ def check_activations_fit(model, blocks: int, latent_h: int, latent_w: int, cfg:
                                    batch=1 if math.isclose(cfg, 1.0) else 2,
                                    dtype_bytes=mm.dtype_size(model.model_dtype()))
     total = int(mm.get_total_memory(model.load_device))
-    as_input_error(check_fits, need, total, where=f"memory on {model.load_device}", **message)
+    check_fits(need, total, where=f"memory on {model.load_device}", **message)
 
 
 def check_stage1_fits(model, size, cfg: float) -> None:
@@ -68,6 +69,6 @@ def check_window_fits(model, latent_shape, m: int, n: int, cfg: float) -> None:
     blocks, lh, lw = latent_shape[2:]
     win = max_window_blocks(blocks, m, n)
     check_activations_fit(model, win, lh, lw, cfg,
-                          inputs=f"m={m}, n={n} at {lw * 16}x{lh * 16}",
+                          inputs=f"m={m}, n={n} at {lw * WAN22_SPATIAL}x{lh * WAN22_SPATIAL}",
                           what=f"one CSG window of {win} latent blocks",
                           advice="lower m (or n), or the size")

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import folder_paths
 
-from ...swift_core.paths import check_prefix
-from .checks import as_input_error, check
+from ...swift_core.rules import check, check_prefix
 
 
 @dataclass(frozen=True)
@@ -19,7 +18,7 @@ class SamplePath:
 def sample_path(folder: str, filename: str) -> SamplePath:
     """``<output>/<folder>/<filename>``, the folder created; refused if it would leave the output
     folder (through ``..``, an absolute path or a link)."""
-    as_input_error(check_prefix, folder, "folder")
+    check_prefix(folder, "folder")
     root = os.path.realpath(folder_paths.get_output_directory())
     target_dir = os.path.realpath(os.path.join(root, folder))
     check(os.path.commonpath([root, target_dir]) == root,

@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from ...swift_core.color import match_color
-from .vae_stream import WanVAEStream
+from ...swift_core.rules import WAN22_SPATIAL
+from .vae_stream import block_decoder
 from .video_file import output_writer, temp_writer, video
 
 
@@ -21,9 +22,9 @@ class SegmentStreamer:
     def __init__(self, vae, latent_h: int, latent_w: int, fps: float, *, tile_px: int = 0,
                  overlap_px: int = 64, color_match: str = "off", color_reference=None,
                  filename_prefix: str | None = None, name: str = "swifti2v", with_models=()):
-        self.stream = WanVAEStream(vae, tile_px=tile_px, overlap_px=overlap_px)
+        self.stream = block_decoder(vae, tile_px=tile_px, overlap_px=overlap_px)
         self.stream.load(latent_h, latent_w, decode=True, with_models=with_models)
-        w, h = latent_w * WanVAEStream.SPATIAL, latent_h * WanVAEStream.SPATIAL
+        w, h = latent_w * WAN22_SPATIAL, latent_h * WAN22_SPATIAL
         if filename_prefix is None:
             self.writer, self.ui = temp_writer(w, h, fps, name), None
         else:
@@ -32,12 +33,14 @@ class SegmentStreamer:
         self.last = None
 
     def add(self, blocks):
-        """Decode the next latent blocks [1, 48, k, h, w] (in order) and append their frames,
+        """Decode the next latent blocks [1, C, k, h, w] (in order) and append their frames,
         block by block: an mp4 fragment's last frame is readable once the next frame is written,
-        so each block follows as soon as it is decoded."""
+        so each block follows as soon as it is decoded. (The fallback decoder takes them at
+        once.)"""
         out = []
-        for i in range(blocks.shape[2]):
-            frames = self.stream.decode(blocks[:, :, i:i + 1])
+        exact = self.stream.exact_per_block
+        for i in range(blocks.shape[2] if exact else 1):
+            frames = self.stream.decode(blocks[:, :, i:i + 1] if exact else blocks)
             if self.color_match != "off":
                 if self.color_reference is None:    # frame 0 decodes the anchor: your image
                     self.color_reference = frames[:1]

@@ -1,6 +1,6 @@
 import pytest
 
-from .server import ComfyServer, comfy_sampling_names, comfyui_path, tiny_models
+from swift_testing.comfy_host.server import ComfyServer, comfy_sampling_names, comfyui_path, tiny_models
 
 
 @pytest.fixture(scope="session")

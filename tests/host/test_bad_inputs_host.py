@@ -9,7 +9,7 @@ import pytest
 
 from swift_batch.client import PromptError
 
-from .graphs import TINY, pipeline
+from swift_testing.comfy_host.graphs import TINY, pipeline
 
 PACK_NODES = {"10", "11", "12", "13"}     # Stage I, Reference Builder, Stage II, Segment Decoder
 

@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from swift_batch.client import PromptError, output_files
 
-from .graphs import pipeline
+from swift_testing.comfy_host.graphs import pipeline
 
 NODES = {
     "SwiftI2VStage1Sampler": "SwiftI2V Stage I Sampler",

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from swift_core import plan_segments
 
-from .graphs import pipeline
+from swift_testing.comfy_host.graphs import pipeline
 
 
 def saved(server, name):

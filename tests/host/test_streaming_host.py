@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from swift_batch.client import PromptError, output_files
 
-from .graphs import pipeline
+from swift_testing.comfy_host.graphs import pipeline
 
 
 def stream_graph(name, steps2=30, length=33, m=3):

@@ -5,7 +5,7 @@ import shutil
 import torch
 from safetensors.torch import load_file
 
-from .graphs import pipeline
+from swift_testing.comfy_host.graphs import pipeline
 
 
 def saved(server, name):

@@ -8,8 +8,8 @@ from safetensors.torch import load_file
 from swift_batch.client import PromptError, output_files
 from swift_core.samples import read_sample
 
-from .clips import panned_video
-from .graphs import data_pipeline
+from swift_testing.comfy_host.clips import panned_video
+from swift_testing.comfy_host.graphs import data_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +163,7 @@ def test_clip_frame_count_not_4k1(client):
 
 def test_batch_client_makes_data_over_a_csv_and_resumes(server, tmp_path, capsys):
     from swift_batch.__main__ import main as batch_main
-    from .graphs import TINY
-    from .test_workflows_host import tiny_api_workflow
+    from swift_testing.comfy_host.graphs import TINY, tiny_api_workflow
     photo = server.input / "astronaut.png"
     panned_video(photo, tmp_path / "walk.mp4", frames=17)
     panned_video(server.input / "chelsea.png", tmp_path / "cat.mp4", frames=26, step=3)
@@ -192,7 +191,7 @@ def test_batch_client_makes_data_over_a_csv_and_resumes(server, tmp_path, capsys
     assert "2 row(s) already done, skipped: walk, cat" in capsys.readouterr().err
     assert {str(p): p.stat().st_mtime_ns for p in out.glob("*/*.safetensors")} == stamps
     # the samples ComfyUI wrote are what the trainer reads: two steps of swift_train on them
-    from ..train_data import torchrun
+    from swift_testing.train_data import torchrun
     torchrun(1, "--data", out, "--out", tmp_path / "run", "--steps", 2, "--save-every", 2,
              "--precision", "fp32", "--no-progress")
     assert (tmp_path / "run" / "checkpoints" / "latest").read_text() == "step_00000002"

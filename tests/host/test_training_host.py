@@ -11,9 +11,9 @@ pytest.importorskip("diffusers")
 
 from swift_batch.__main__ import main as batch_main  # noqa: E402
 
-from ..train_data import make_dataset, torchrun  # noqa: E402
-from .graphs import TINY  # noqa: E402
-from .test_workflows_host import tiny_api_workflow  # noqa: E402
+from swift_testing.train_data import make_dataset, torchrun  # noqa: E402
+from swift_testing.comfy_host.graphs import TINY  # noqa: E402
+from swift_testing.comfy_host.graphs import tiny_api_workflow  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ def test_exported_weights_compute_the_same_in_comfyui(tmp_path):
     from swift_core.adapters import diffusers_wan_velocity
     from swift_train.export import write
     from swift_train.model import load_wan, widen_patch_embedding
-    from .server import comfyui_path, comfyui_python
+    from swift_testing.comfy_host.server import comfyui_path, comfyui_python
     model = widen_patch_embedding(load_wan("tiny", seed=9)).eval()
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():           # as after training: the reference channels matter
@@ -40,11 +40,8 @@ def test_exported_weights_compute_the_same_in_comfyui(tmp_path):
         want = diffusers_wan_velocity(model)(io["x"], io["sigma"], reference=io["ref"],
                                              positions=torch.arange(4), context=io["context"])
     torch.save(io, tmp_path / "io.pt")
-    r = subprocess.run([comfyui_python(), str(Path(__file__).with_name("comfy_forward.py")),
-                        str(tmp_path / "m.safetensors"), str(tmp_path / "io.pt")],
-                       cwd=comfyui_path(), env=dict(os.environ, COMFYUI_PATH=comfyui_path()),
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    run_helper("comfy_forward", str(tmp_path / "m.safetensors"), str(tmp_path / "io.pt"),
+               timeout=600)
     got = torch.load(tmp_path / "io.pt")
     assert got["model_class"] == "WAN22"
     assert float((got["comfy"] - want).abs().max() / want.abs().max()) < 1e-4   # measured 1.4e-6

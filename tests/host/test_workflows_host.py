@@ -6,18 +6,11 @@ from pathlib import Path
 
 from swift_batch.__main__ import main as batch_main
 
-from .graphs import TINY
+from swift_testing.comfy_host.graphs import TINY, tiny_api_workflow
+from tools import snapshot_schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = json.loads((ROOT / "tests" / "data" / "node_schemas.json").read_text())
-
-
-def load_snapshot_module():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("ss", ROOT / "tools" / "snapshot_schemas.py")
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
 
 
 def test_ui_workflow_node_types_exist_and_schemas_match_the_snapshot(client):
@@ -25,7 +18,7 @@ def test_ui_workflow_node_types_exist_and_schemas_match_the_snapshot(client):
     for path in (ROOT / "example_workflows").glob("*.json"):
         for n in json.loads(path.read_text())["nodes"]:
             assert n["type"] in info or n["type"] in ("Note", "MarkdownNote"), (path.name, n["type"])
-    live = load_snapshot_module().snapshot(info)
+    live = snapshot_schemas.snapshot(info)
     for node_type, snap in SNAPSHOT.items():
         got = live[node_type]
         # outputs the workflows link keep their place; newer versions may add outputs after them
@@ -57,22 +50,6 @@ def test_templates_endpoint_lists_exactly_the_ui_templates(server):
         assert served == json.loads((ROOT / "example_workflows" / f"{name}.json").read_text())
         thumb = requests.get(base + f"{name}.jpg", timeout=30)
         assert thumb.ok and thumb.content[:3] == b"\xff\xd8\xff"
-
-
-def tiny_api_workflow(path: Path, name: str = "swifti2v_2k") -> Path:
-    """A bundled API workflow; the umt5 and CLIP vision encoders (minutes on a CPU at full size)
-    replaced by the test conditioning node, which still takes the prompt text."""
-    wf = json.loads((ROOT / "example_workflows" / "api" / f"{name}_api.json").read_text())
-    for k, n in list(wf.items()):
-        if n["class_type"] == "CLIPTextEncode":
-            n["class_type"] = "SwiftTestConditioning"
-            n["inputs"] = {"seed": int(k), "text": n["inputs"]["text"]}
-        elif n["class_type"] in ("CLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode"):
-            del wf[k]
-    for n in wf.values():
-        n["inputs"].pop("clip_vision_output", None)
-    path.write_text(json.dumps(wf))
-    return path
 
 
 def test_api_workflow_runs_through_the_batch_client_and_resumes(server, tmp_path, capsys):

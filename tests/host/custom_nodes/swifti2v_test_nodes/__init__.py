@@ -16,8 +16,7 @@ import folder_paths
 import torch
 from safetensors.torch import save_file
 
-# the pack's plain-torch library, imported as a top-level package (it never imports ComfyUI)
-sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
+# the pack's plain-torch library, a top-level package on the server's PYTHONPATH (pack_env)
 from swift_core import sample_csg  # noqa: E402
 
 RECORDS: dict[str, list] = {}

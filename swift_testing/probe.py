@@ -1,6 +1,6 @@
 """Run one Stage II configuration on the tiny Wan in THIS process; print time and peak as JSON.
 
-Meant to run in a fresh subprocess (``python -m bench.tinywan_probe ...``) so that the peak
+Meant to run in a fresh subprocess (``python -m swift_testing.probe ...``) so that the peak
 resident memory belongs to this configuration alone. Large allocations are unmapped on free
 (MALLOC_MMAP_THRESHOLD_ is set by the caller), so max RSS minus the baseline is the peak of
 live tensors.
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def probe_in_subprocess(*args: str) -> dict:
     """Run this probe with ``args`` in a fresh process; return its JSON result."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-m", "bench.tinywan_probe", *args], cwd=ROOT, env=env,
+    out = subprocess.run([sys.executable, "-m", "swift_testing.probe", *args], cwd=ROOT, env=env,
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -74,7 +74,7 @@ def main(argv=None):
     torch.set_num_threads(1)
 
     from swift_core import diffusers_wan_denoiser, sample_csg
-    from tests.tiny_wan import text_context, tiny_wan
+    from .tiny_wan import text_context, tiny_wan
 
     model = tiny_wan(in_channels=96, heads=a.dim_heads, ffn=a.ffn)
     h, w = a.latent

@@ -1,13 +1,12 @@
 """Run one forward of a Wan file through ComfyUI's own loader and model (inside ComfyUI's Python).
 
-    $COMFYUI_PYTHON tests/host/comfy_forward.py MODEL.safetensors IO.pt   # writes IO.pt's "comfy"
+    cd $COMFYUI_PATH && PYTHONPATH=<pack> $COMFYUI_PYTHON -m swift_testing.comfy_host.comfy_forward \
+        MODEL.safetensors IO.pt   # writes IO.pt's "comfy"
 """
-import os
 import sys
 
 import torch
 
-sys.path.insert(0, os.environ.get("COMFYUI_PATH", "."))
 MODEL, IO = sys.argv[1], sys.argv[2]
 sys.argv = [sys.argv[0], "--cpu"]
 import comfy.options  # noqa: E402

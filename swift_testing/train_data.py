@@ -20,8 +20,8 @@ from swift_core import hybrid_reference
 from swift_core.reference import stage1_image
 from swift_core.samples import write_sample
 
-PHOTO = Path(__file__).resolve().parent / "data" / "astronaut_192.png"
 ROOT = Path(__file__).resolve().parents[1]
+PHOTO = ROOT / "tests" / "data" / "astronaut_192.png"
 
 
 def torchrun(nproc: int, *args, module: str = "swift_train.train", timeout: float = 600):

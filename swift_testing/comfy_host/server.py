@@ -16,8 +16,31 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def pack_env(comfy: str | None = None, **extra) -> dict:
+    """Environment for a ComfyUI process that imports ``swift_core`` / ``swift_testing`` (the test
+    nodes, the helper scripts): only those two packages on its path, through a folder of links,
+    so the pack's ``nodes`` package never shadows ComfyUI's ``nodes`` module."""
+    lib = Path(tempfile.gettempdir()) / "swifti2v-pythonpath" / hashlib.sha1(
+        str(ROOT).encode()).hexdigest()[:10]
+    lib.mkdir(parents=True, exist_ok=True)
+    for name in ("swift_core", "swift_testing"):
+        if not (lib / name).exists():
+            (lib / name).symlink_to(ROOT / name, target_is_directory=True)
+    env = dict(os.environ, PYTHONPATH=str(lib), **extra)
+    if comfy:
+        env["COMFYUI_PATH"] = comfy
+    return env
+
+
+def run_helper(module: str, *args: str, **kw) -> subprocess.CompletedProcess:
+    """``python -m swift_testing.comfy_host.<module>`` in ComfyUI's Python, inside ComfyUI."""
+    return subprocess.run([comfyui_python(), "-m", f"swift_testing.comfy_host.{module}", *args],
+                          cwd=comfyui_path(), env=pack_env(comfyui_path()), check=True,
+                          capture_output=True, text=True, **kw)
 PACK_NAME = "ComfyUI-SwiftI2V"
-TEST_NODES = Path(__file__).resolve().parent / "custom_nodes" / "swifti2v_test_nodes"
+TEST_NODES = ROOT / "tests" / "host" / "custom_nodes" / "swifti2v_test_nodes"
 
 
 def comfyui_path() -> str | None:
@@ -38,9 +61,7 @@ def tiny_models(comfy: str) -> Path:
     """Tiny random model files, made once per ComfyUI checkout and cached in the temp dir."""
     key = hashlib.sha1(os.path.realpath(comfy).encode()).hexdigest()[:10]
     out = Path(tempfile.gettempdir()) / f"swifti2v-tiny-models-{key}"
-    subprocess.run([comfyui_python(), str(Path(__file__).with_name("make_tiny_models.py")),
-                    str(out)], cwd=comfy, env=dict(os.environ, COMFYUI_PATH=comfy), check=True,
-                   capture_output=True, text=True)
+    run_helper("make_tiny_models", str(out))
     return out
 
 
@@ -93,7 +114,7 @@ class ComfyServer:
     def start(self, timeout: float = 180.0) -> "ComfyServer":
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(self.args, cwd=self.comfy, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, env=pack_env(self.comfy))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

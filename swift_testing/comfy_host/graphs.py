@@ -1,6 +1,11 @@
 """API-format graphs of the tiny test pipeline (tiny random models, 64x64, 9 frames)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
 TINY = {
     "stage1": "tiny_wan21_i2v.safetensors",
     "stage2_48": "tiny_wan22_ti2v_48ch.safetensors",
@@ -92,3 +97,19 @@ def data_pipeline(*, video="panned.mp4", length=17, start=0, stride=0, max_clips
             saved["images_b"] = ["10", 0]
         g["15"] = {"class_type": "SwiftTestSaveTensors", "inputs": saved}
     return g
+
+
+def tiny_api_workflow(path: Path, name: str = "swifti2v_2k") -> Path:
+    """A bundled API workflow; the umt5 and CLIP vision encoders (minutes on a CPU at full size)
+    replaced by the test conditioning node, which still takes the prompt text."""
+    wf = json.loads((ROOT / "example_workflows" / "api" / f"{name}_api.json").read_text())
+    for k, n in list(wf.items()):
+        if n["class_type"] == "CLIPTextEncode":
+            n["class_type"] = "SwiftTestConditioning"
+            n["inputs"] = {"seed": int(k), "text": n["inputs"]["text"]}
+        elif n["class_type"] in ("CLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode"):
+            del wf[k]
+    for n in wf.values():
+        n["inputs"].pop("clip_vision_output", None)
+    path.write_text(json.dumps(wf))
+    return path

@@ -3,7 +3,7 @@
 Runs inside ComfyUI's Python (it builds ComfyUI's own modules on the meta device to list keys and
 shapes, then fills every tensor from a seeded generator). Nothing of ComfyUI is copied.
 
-    $COMFYUI_PYTHON tests/host/make_tiny_models.py OUT_DIR
+    cd $COMFYUI_PATH && PYTHONPATH=<pack> $COMFYUI_PYTHON -m swift_testing.comfy_host.make_tiny_models OUT_DIR
 """
 import os
 import sys
@@ -11,7 +11,6 @@ import sys
 import torch
 from safetensors.torch import save_file
 
-sys.path.insert(0, os.environ.get("COMFYUI_PATH", "."))
 OUT = sys.argv[1]
 sys.argv = [sys.argv[0], "--cpu"]          # ComfyUI reads its flags at import
 import comfy.options                        # noqa: E402
@@ -23,8 +22,7 @@ import comfy.ops                              # noqa: E402
 import comfy.ldm.wan.vae as wan21_vae         # noqa: E402
 import comfy.ldm.wan.vae2_2 as wan22_vae      # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from random_weights import meta, random_state  # noqa: E402
+from .random_weights import meta, random_state  # noqa: E402
 
 
 def dit(in_dim, out_dim, model_type, seed):
