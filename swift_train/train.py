@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from swift_core.adapters import diffusers_wan_denoiser, diffusers_wan_velocity
+from swift_core.rules import ROPE_MODES
 from swift_core.sampling import sample_csg
 from swift_core.training import PAIRS, WAN_SHIFT, csg_training_loss, shifted_sigma
 
@@ -49,7 +50,7 @@ def parse_args(argv=None):
     ap.add_argument("--grad-accum", type=int, default=1, help="clips per rank per step")
     ap.add_argument("--clip-grad", type=float, default=1.0, help="gradient norm clipping")
     ap.add_argument("--ema", type=float, default=0.0, help="EMA decay (0 = no EMA), e.g. 0.999")
-    ap.add_argument("--rope", choices=["window", "absolute"], default="window",
+    ap.add_argument("--rope", choices=ROPE_MODES, default="window",
                     help="RoPE positions of a window; use the same setting in ComfyUI")
     ap.add_argument("--pairs", type=parse_pairs, default=PAIRS,
                     help="(M, N) drawn uniformly per step (paper: 2x1,2x2,3x1,3x2)")
@@ -62,6 +63,8 @@ def parse_args(argv=None):
     ap.add_argument("--val-every", type=int, default=0, help="validate every N steps (0 = never)")
     ap.add_argument("--val-count", type=int, default=0, help="samples held out for validation")
     ap.add_argument("--val-steps", type=int, default=4, help="sampling steps of validation")
+    ap.add_argument("--val-m", type=int, default=3, help="M of validation's CSG (paper: 3)")
+    ap.add_argument("--val-n", type=int, default=1, help="N of validation's CSG (paper: 1)")
     ap.add_argument("--no-progress", action="store_true")
     return ap.parse_args(argv)
 
@@ -138,8 +141,8 @@ def validation_sigmas(steps: int, shift: float) -> torch.Tensor:
 
 @torch.no_grad()
 def validate(model, samples, args, device) -> float:
-    """``sample_csg`` (M=3, N=1) on held-out samples: relative squared error of the generated
-    blocks against the targets (every rank runs the same; FSDP needs all ranks)."""
+    """``sample_csg`` (``--val-m``, ``--val-n``) on held-out samples: relative squared error of
+    the generated blocks against the targets (every rank runs the same; FSDP needs all ranks)."""
     model.eval()
     errs = []
     for k, s in enumerate(samples):
@@ -149,7 +152,7 @@ def validate(model, samples, args, device) -> float:
         out = sample_csg(diffusers_wan_denoiser(model, s["context"][None].to(device)), noise,
                          validation_sigmas(args.val_steps, args.shift).to(device),
                          anchor=x0[:, :, :1], reference=s["reference"][None].to(device),
-                         m=3, n=1, mode="swifti2v", rope=args.rope)
+                         m=args.val_m, n=args.val_n, mode="swifti2v", rope=args.rope)
         errs.append(float(((out - x0)[:, :, 1:] ** 2).mean() / (x0[:, :, 1:] ** 2).mean()))
     model.train()
     return sum(errs) / max(len(errs), 1)
@@ -162,74 +165,94 @@ def memory_gib(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def train_step(model, opt, ema: dict, velocity, data, order, step: int, args, device,
+               rank: int, world: int) -> dict:
+    """One optimizer step (``--grad-accum`` clips per rank, gradients reduced once); returns its
+    log entry. The clip and every random draw depend only on (seed, step, rank): resumable."""
+    t0 = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    total = torch.zeros((), device=device)
+    for a in range(args.grad_accum):
+        model.set_requires_gradient_sync(a == args.grad_accum - 1)   # reduce once per step
+        i = step * args.grad_accum + a
+        s = data[order(i)]
+        loss, _ = csg_training_loss(
+            velocity, s["x0"][None].to(device), s["reference"][None].to(device),
+            s["context"][None].to(device), step_generator(args.seed, i, rank),
+            rope=args.rope, pairs=args.pairs, shift=args.shift)
+        (loss / args.grad_accum).backward()
+        total += loss.detach() / args.grad_accum
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+    norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+    opt.step()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n in ema:
+                ema[n].lerp_(p.detach(), 1 - args.ema)
+    dist.all_reduce(total)
+    return {"step": step + 1, "loss": float(total) / world, "lr": args.lr,
+            "grad_norm": float(norm),
+            "samples_per_s": world * args.grad_accum / (time.perf_counter() - t0),
+            "memory_gib": memory_gib(device)}
+
+
+class RunLog:
+    """Rank 0's record of a run: one JSON line per entry in RUN/log.jsonl, and a progress bar."""
+
+    def __init__(self, args, rank: int, step: int):
+        self.file = open(os.path.join(args.out, "log.jsonl"), "a") if rank == 0 else None
+        self.bar = None
+        if rank == 0 and not args.no_progress:
+            from tqdm import tqdm
+            self.bar = tqdm(total=args.steps, initial=step, desc="train", dynamic_ncols=True)
+
+    def write(self, entry: dict) -> None:
+        if self.file:
+            self.file.write(json.dumps(entry) + "\n")
+            self.file.flush()
+        if self.bar and "loss" in entry:
+            self.bar.set_postfix(loss=f"{entry['loss']:.4f}", mem=f"{entry['memory_gib']:.1f}G")
+            self.bar.update(1)
+
+    def close(self) -> None:
+        for f in (self.bar, self.file):
+            if f:
+                f.close()
+
+
+def write_config(args, world: int, train_files) -> None:
+    with open(os.path.join(args.out, "config.json"), "w") as f:
+        json.dump({**vars(args), "world": world, "train_files": len(train_files)}, f, indent=1,
+                  default=str)
+
+
 def train(args) -> None:
+    """Set up (data, model, optimizer, resume), then steps, checkpoints and validation."""
     rank, world, device = setup()
     os.makedirs(os.path.join(args.out, "checkpoints"), exist_ok=True)
     train_files, val_files = split(sample_files(args.data), args.val_count)
     data, val_set = SampleFolder(train_files), SampleFolder(val_files)
     val = [val_set[i] for i in range(len(val_set))]       # held out: read once
     if rank == 0:
-        cfg = {k: v for k, v in vars(args).items()}
-        with open(os.path.join(args.out, "config.json"), "w") as f:
-            json.dump({**cfg, "world": world, "train_files": len(train_files)}, f, indent=1,
-                      default=str)
+        write_config(args, world, train_files)
     model = build_model(args, device, world)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     ema = ({n: p.detach().clone() for n, p in model.named_parameters()} if args.ema > 0 else {})
     step = resume(args.out, model, opt, ema)
     order = Order(data, world, rank, args.seed)
     velocity = diffusers_wan_velocity(model)
-    log = open(os.path.join(args.out, "log.jsonl"), "a") if rank == 0 else None
-    bar = None
-    if rank == 0 and not args.no_progress:
-        from tqdm import tqdm
-        bar = tqdm(total=args.steps, initial=step, desc="train", dynamic_ncols=True)
+    log = RunLog(args, rank, step)
     if step == 0 and args.val_every and val_files:
-        err = validate(model, val, args, device)
-        if log:
-            log.write(json.dumps({"step": 0, "val_error": err}) + "\n")
-            log.flush()
+        log.write({"step": 0, "val_error": validate(model, val, args, device)})
     while step < args.steps:
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        total = torch.zeros((), device=device)
-        for a in range(args.grad_accum):
-            model.set_requires_gradient_sync(a == args.grad_accum - 1)   # reduce once per step
-            i = step * args.grad_accum + a
-            s = data[order(i)]
-            loss, _ = csg_training_loss(
-                velocity, s["x0"][None].to(device), s["reference"][None].to(device),
-                s["context"][None].to(device), step_generator(args.seed, i, rank),
-                rope=args.rope, pairs=args.pairs, shift=args.shift)
-            (loss / args.grad_accum).backward()
-            total += loss.detach() / args.grad_accum
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
-        opt.step()
-        with torch.no_grad():
-            for n, p in model.named_parameters():
-                if n in ema:
-                    ema[n].lerp_(p.detach(), 1 - args.ema)
+        entry = train_step(model, opt, ema, velocity, data, order, step, args, device, rank, world)
         step += 1
-        dist.all_reduce(total)
-        entry = {"step": step, "loss": float(total) / world, "lr": args.lr,
-                 "grad_norm": float(norm),
-                 "samples_per_s": world * args.grad_accum / (time.perf_counter() - t0),
-                 "memory_gib": memory_gib(device)}
         if step % args.save_every == 0 or step == args.steps:
             save(args.out, model, opt, ema, step, rank)
         if args.val_every and val_files and step % args.val_every == 0:
             entry["val_error"] = validate(model, val, args, device)
-        if log:
-            log.write(json.dumps(entry) + "\n")
-            log.flush()
-        if bar:
-            bar.set_postfix(loss=f"{entry['loss']:.4f}", mem=f"{entry['memory_gib']:.1f}G")
-            bar.update(1)
-    if bar:
-        bar.close()
-    if log:
-        log.close()
+        log.write(entry)
+    log.close()
 
 
 def main(argv=None) -> int:

@@ -60,7 +60,7 @@ class WanVAEStream:
             n = 1 if cache.get("frames", 0) == 0 else TEMPORAL_STRIDE
             idx = [0]
             outs.append(self.net.encoder(x[:, :, t:t + n], feat_cache=feat, feat_idx=idx))
-            check_slots(idx[0], len(feat), "encoder")
+            check_slots(idx[0], len(feat), cache, "encoder")
             cache["frames"] = cache.get("frames", 0) + n
             t += n
         return self.net.conv1(torch.cat(outs, dim=2)).chunk(2, dim=1)[0]
@@ -73,7 +73,7 @@ class WanVAEStream:
             first, idx = cache.get("blocks", 0) == 0, [0]
             outs.append(self.net.decoder(x[:, :, i:i + 1], feat_cache=feat, feat_idx=idx,
                                          first_chunk=first))
-            check_slots(idx[0], len(feat), "decoder")
+            check_slots(idx[0], len(feat), cache, "decoder")
             cache["blocks"] = cache.get("blocks", 0) + 1
         return wan22_vae.unpatchify(torch.cat(outs, dim=2), patch_size=2)
 

@@ -98,3 +98,37 @@ def test_cancel_while_streaming_leaves_no_file(client, server):
     assert set(temp.glob("swifti2v_*")) == before                    # no temp file behind
     folder = server.output / "stream_cancel"
     assert not folder.exists() or list(folder.iterdir()) == []       # nothing under a final name
+
+
+def test_changed_vae_protocol_falls_back_to_core_and_the_video_is_still_right(client, server):
+    """A Wan 2.2 VAE whose encoder/decoder no longer take the cache protocol the pack drives (a
+    test node changes their signature, as a core rewrite would): Stage II and the Reference
+    Builder notice before any work, log one line each, and use core's own VAE; the streamed video
+    has every frame, the right size, and is close to core's VAE Decode of the same latent."""
+    g = pipeline(stage2="stage2_96", steps2=2, length=33, m=3, n=1, save_name="protocol",
+                 decoder=False, compare=True)
+    g["16"] = {"class_type": "SwiftTestChangeVAEProtocol", "inputs": {"vae": ["4", 0]}}
+    g["11"]["inputs"]["vae"] = ["16", 0]
+    g["12"]["inputs"].update(vae=["16", 0], frame_rate=16.0, tile_size=1024, overlap=64,
+                             color_match="off")
+    g["70"] = {"class_type": "SaveVideo", "inputs": {"video": ["12", 1],
+                                                     "filename_prefix": "protocol/video",
+                                                     "format": "auto", "codec": "auto"}}
+    log_before = len(server.log_text())
+    entry = client.run(g, timeout=900)
+    log = server.log_text()[log_before:]
+    lines = [x for x in log.splitlines() if "differs from the protocol the pack streams with" in x]
+    assert len(lines) == 2, log[-3000:]                            # encode once, decode once
+    assert any("decoding each finished segment" in x for x in lines)
+    assert any("encoding the whole clip at once" in x for x in lines)
+    assert "forward takes" in lines[0]                             # says what differs
+    (video,) = [f for f in output_files(entry) if f["filename"].endswith(".mp4")]
+    frames = decodable_frames(server.output / video["subfolder"] / video["filename"])
+    assert len(frames) == 33 and frames[0].shape == (64, 64, 3)
+    ref = load_file(str(server.output / "swifti2v_test" / "protocol.safetensors"))["images_b"]
+    ref = (ref.clamp(0, 1) * 255).round().byte().numpy()
+    psnr = [luma_psnr(a, b) for a, b in zip(frames, ref)]
+    print("fallback vs core VAE Decode, luma PSNR per frame:", [round(p, 1) for p in psnr])
+    assert min(psnr[:13]) > 32.0      # frame 0 and the first segment: exactly core's decode
+    assert min(psnr) > 20.0           # later segments: core's decode after a 2-block warm-up
+    assert max(luma_psnr(a, b) for a, b in zip(frames[:-1], ref[1:])) < min(psnr)

@@ -139,6 +139,36 @@ class SwiftTestSaveRecords:
         return {}
 
 
+class SwiftTestChangeVAEProtocol:
+    """A copy of a Wan 2.2 VAE whose encoder and decoder take another forward signature (as a
+    rewrite of core's cache protocol would: a ``final`` flag), still computing the same through
+    core's own calls. The original VAE is left as it was."""
+    CATEGORY = "SwiftI2V/test"
+    RETURN_TYPES = ("VAE",)
+    FUNCTION = "change"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"vae": ("VAE",)}}
+
+    def change(self, vae):
+        import copy
+        new = copy.copy(vae)
+        net = copy.copy(vae.first_stage_model)
+        net._modules = dict(net._modules)
+        for part in ("encoder", "decoder"):
+            module = copy.copy(getattr(net, part))
+            orig = type(module).forward
+
+            def forward(x, feat_cache=None, feat_idx=[0], final=False, _m=module, _f=orig, **kw):
+                return _f(_m, x, feat_cache, feat_idx, **kw)
+
+            module.forward = forward
+            setattr(net, part, module)
+        new.first_stage_model = net
+        return (new,)
+
+
 def direct_denoiser(model, context):
     """A swift_core denoiser that calls ComfyUI's Wan diffusion model directly: per-frame
     timesteps, the reference concatenated, RoPE positions gathered from the model's own
@@ -194,7 +224,8 @@ class SwiftTestReferenceCSG:
         return ({"samples": base.process_latent_out(out)},)
 
 
-NODE_CLASS_MAPPINGS = {"SwiftTestRecordModel": SwiftTestRecordModel,
+NODE_CLASS_MAPPINGS = {"SwiftTestChangeVAEProtocol": SwiftTestChangeVAEProtocol,
+                       "SwiftTestRecordModel": SwiftTestRecordModel,
                        "SwiftTestSaveRecords": SwiftTestSaveRecords,
                        "SwiftTestReferenceCSG": SwiftTestReferenceCSG,
                        "SwiftTestConditioning": SwiftTestConditioning,
