@@ -112,7 +112,7 @@ def block_decoder(vae, tile_px: int = 0, overlap_px: int = 64):
     reason = protocol_mismatch(vae)
     if reason is None:
         return WanVAEStream(vae, tile_px=tile_px, overlap_px=overlap_px)
-    log_fallback(reason, "decoding each finished segment")
+    log_fallback(reason, "decoding each finished segment together with the video before it")
     return CoreSegmentDecoder(vae)
 
 

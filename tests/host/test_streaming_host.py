@@ -129,6 +129,8 @@ def test_changed_vae_protocol_falls_back_to_core_and_the_video_is_still_right(cl
     ref = (ref.clamp(0, 1) * 255).round().byte().numpy()
     psnr = [luma_psnr(a, b) for a, b in zip(frames, ref)]
     print("fallback vs core VAE Decode, luma PSNR per frame:", [round(p, 1) for p in psnr])
-    assert min(psnr[:13]) > 32.0      # frame 0 and the first segment: exactly core's decode
-    assert min(psnr) > 20.0           # later segments: core's decode after a 2-block warm-up
-    assert max(luma_psnr(a, b) for a, b in zip(frames[:-1], ref[1:])) < min(psnr)
+    # core's decode of the video so far, new frames kept: equal to core's decode within what x264
+    # allows (a 2-block warm-up instead measured 14-19 dB after the first segment); a one-frame
+    # shift is far below
+    assert min(psnr) > 32.0
+    assert max(luma_psnr(a, b) for a, b in zip(frames[:-1], ref[1:])) < 25.0

@@ -25,7 +25,7 @@ def test_exported_weights_compute_the_same_in_comfyui(tmp_path):
     from swift_core.adapters import diffusers_wan_velocity
     from swift_train.export import write
     from swift_train.model import load_wan, widen_patch_embedding
-    from swift_testing.comfy_host.server import comfyui_path, comfyui_python
+    from swift_testing.comfy_host.server import run_helper
     model = widen_patch_embedding(load_wan("tiny", seed=9)).eval()
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():           # as after training: the reference channels matter
