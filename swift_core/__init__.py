@@ -12,11 +12,11 @@ _EXPORTS = {
     "memory": ("WAN22_TI2V_5B", "WanDiTConfig", "max_window_blocks", "window_activation_bytes"),
     "plan": ("Segment", "plan_segments", "window_positions"),
     "reference": ("hybrid_chunks", "hybrid_reference", "iter_hybrid_reference", "resize_frames"),
-    "rules": ("CROP_MODES", "MODES", "ROPE_MODES", "SwiftInputError"),
+    "rules": ("CROP_MODES", "MODES", "ROPE_MODES", "SwiftInputError", "check_frames",
+              "check_multiple", "check_size_input"),
     "sampling": ("euler_step", "guider_window_sampler", "run_csg", "sample_csg", "sample_euler",
                  "sample_steps", "torch_window_sampler", "window_latent", "window_mask"),
-    "sizes": ("VideoSize", "block_frame_range", "check_frames", "check_multiple",
-              "check_size_input", "latent_blocks", "size_from_image"),
+    "sizes": ("VideoSize", "block_frame_range", "latent_blocks", "size_from_image"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE) + ["__version__"]

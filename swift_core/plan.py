@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .rules import MODES, ROPE_MODES, SwiftInputError, check_m, check_n, check_option  # noqa: F401
+from .rules import ROPE_MODES, SwiftInputError, check_m, check_n, check_option
 
 
 @dataclass(frozen=True)

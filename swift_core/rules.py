@@ -26,7 +26,7 @@ COLOR_MATCH = ("off", "lab")
 WAN22_CHANNELS = 48
 WAN21_CHANNELS = 16
 #: Stage II DiT input channels -> the mode it runs in (96 = latent + concatenated reference).
-STAGE2_CHANNELS = {2 * WAN22_CHANNELS: "swifti2v", WAN22_CHANNELS: "refine"}
+STAGE2_CHANNELS = {2 * WAN22_CHANNELS: MODES[0], WAN22_CHANNELS: MODES[1]}
 #: Pixels per latent unit of the Wan 2.2 VAE; the DiT's 2x2 patch makes sizes multiples of 32.
 WAN22_SPATIAL = 16
 STAGE2_MULTIPLE = 2 * WAN22_SPATIAL

@@ -8,8 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .rules import (STAGE1_MULTIPLE, STAGE2_MULTIPLE, TEMPORAL_STRIDE, WAN22_CHANNELS,
-                    WAN22_SPATIAL, SwiftInputError, check_frames, check_multiple,
-                    check_size_input)  # noqa: F401
+                    WAN22_SPATIAL, SwiftInputError, check_frames, check_multiple)
 
 STAGE1_SCALE = 4
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .rules import SwiftInputError, check_at_least, check_frames, check_strength, check_transition_steps  # noqa: F401
+from .rules import SwiftInputError, check_at_least, check_frames, check_strength
 
 
 def transition_sigmas(schedule: torch.Tensor, strength: float) -> torch.Tensor:

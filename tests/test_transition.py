@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from swift_core.transition import (check_strength, check_transition_steps, clip_starts,
-                                   frames_needed, transition_sigmas)
+from swift_core.rules import check_strength, check_transition_steps
+from swift_core.transition import clip_starts, frames_needed, transition_sigmas
 
 
 def test_schedule_scaled_to_start_at_strength():

@@ -5,8 +5,6 @@ tensor of the real shape; tensors the tests must inspect are saved as safetensor
 folder.
 """
 import os
-import sys
-from pathlib import Path
 
 import comfy.ldm.common_dit
 import comfy.patcher_extension as pe
