@@ -3,7 +3,7 @@ from comfy_api.latest import io
 
 from ..swift_core import check_frames, size_from_image
 from ..swift_core.reference import stage1_image
-from .bridge import checks, fits, stage1, vae_stream
+from .bridge import checks, fits, stage1, vae_protocol
 from .types import CATEGORY, SIZE_RULES, sampling_inputs, size_inputs, validate
 
 
@@ -63,5 +63,5 @@ class SwiftI2VStage1Sampler(io.ComfyNode):
         pos, neg, latent = stage1.stage1_conditioning(positive, negative, vae, small, w1, h1,
                                                     length, clip_vision_output)
         samples = stage1.ksample(model, latent, pos, neg, seed, steps, cfg, sampler_name, scheduler)
-        frames = vae_stream.vae_decode(vae, samples)
+        frames = vae_protocol.vae_decode(vae, samples)
         return io.NodeOutput(frames, {"samples": samples}, size.width, size.height)

@@ -4,7 +4,7 @@ from comfy_api.latest import io
 from ..swift_core import size_from_image
 from ..swift_core.reference import stage1_image
 from ..swift_core.rules import check_strength, check_transition_steps
-from .bridge import checks, fits, stage1, vae_stream
+from .bridge import checks, fits, stage1, vae_protocol
 from .types import CATEGORY, SIZE_RULES, TransitionInfo, sampling_inputs, size_inputs, validate
 
 
@@ -91,4 +91,4 @@ class SwiftI2VStageTransition(io.ComfyNode):
         latent = vae.encode(small)
         samples = stage1.stage_transition(model, latent, pos, neg, seed, steps, cfg, sampler_name,
                                           scheduler, strength)
-        return io.NodeOutput(vae_stream.vae_decode(vae, samples), size.width, size.height, info)
+        return io.NodeOutput(vae_protocol.vae_decode(vae, samples), size.width, size.height, info)

@@ -61,13 +61,16 @@ def flow_noised(noise, clean, sigma: float):
     return sigma * noise + (1.0 - sigma) * clean
 
 
-def check_inputs(latent, reference, noise, sigmas, mode: str) -> None:
+def check_inputs(anchor, reference, noise, sigmas, mode: str) -> None:
     check_option(mode, "mode", MODES)
-    check(latent.ndim == 5, f"latent: expected a latent [B, C, T', H', W'], got shape "
-                            f"{tuple(latent.shape)}")
-    for name, t in (("reference", reference), ("noise", noise)):
-        check(tuple(t.shape) == tuple(latent.shape),
-              f"{name}: expected the latent's shape {tuple(latent.shape)}, got {tuple(t.shape)}")
+    check(noise.ndim == 5, f"noise: expected a latent [B, C, T', H', W'], got shape "
+                           f"{tuple(noise.shape)}")
+    b, c, _, h, w = noise.shape
+    check(anchor.ndim == 5 and tuple(anchor.shape) == (b, c, 1, h, w),
+          f"anchor: expected shape {(b, c, 1, h, w)} (one latent block), got {tuple(anchor.shape)}")
+    check(tuple(reference.shape) == tuple(noise.shape),
+          f"reference: expected the latent's shape {tuple(noise.shape)}, got "
+          f"{tuple(reference.shape)}")
     check(sigmas.ndim == 1 and len(sigmas) >= 2,
           f"sigmas: expected a 1-D schedule of at least 2 values, got shape {tuple(sigmas.shape)}")
 
@@ -96,19 +99,20 @@ def window_mask(segment: Segment, like) -> torch.Tensor:
     return mask
 
 
-def run_csg(latent, reference, noise, sigmas, plan, sample_window, *, mode: str, rope: str,
+def run_csg(anchor, reference, noise, sigmas, plan, sample_window, *, mode: str, rope: str,
             on_step: Optional[Callable] = None, on_segment: Optional[Callable] = None):
     """Conditional Segment-wise Generation (paper Sec. 3.2): the loop every caller runs.
 
-    ``latent`` [B, C, T', H', W'] holds the anchor in block 0; the result is a new latent whose
-    block 0 is that anchor, bit for bit (no segment ever writes it). Segments run in order: each
+    Returns the latent [B, C, T', H', W'] (``noise``'s shape) whose block 0 is ``anchor`` [B, C, 1,
+    H', W'], bit for bit (no segment ever writes it). Segments run in order: each
     window is built from the blocks finished so far, sampled by ``sample_window``, and only the
     segment's own blocks are written back; they are final and become later windows' context.
     ``on_step(segment, step, denoised)`` follows every sampler step (``step`` from 1);
     ``on_segment(segment, blocks)`` gets a segment's final blocks as soon as they are final.
     """
-    check_inputs(latent, reference, noise, sigmas, mode)
-    out = latent.clone()
+    check_inputs(anchor, reference, noise, sigmas, mode)
+    out = torch.zeros_like(noise)
+    out[:, :, :1] = anchor
     for seg in plan:
         win, cur, nc = list(seg.window), list(seg.current), len(seg.context)
         x = window_latent(out, reference, seg, mode)
@@ -119,7 +123,7 @@ def run_csg(latent, reference, noise, sigmas, plan, sample_window, *, mode: str,
 
         x = sample_window(x, noise[:, :, win], seg, mask=window_mask(seg, x),
                           reference=reference[:, :, win] if mode == "swifti2v" else None,
-                          positions=window_positions(seg, rope).to(latent.device),
+                          positions=window_positions(seg, rope).to(out.device),
                           on_step=step_cb)
         out[:, :, cur] = x[:, :, nc:].to(out)
         if on_segment is not None:
@@ -188,12 +192,7 @@ def sample_csg(denoise, noise, sigmas, *, anchor, reference, m: int = 3, n: int 
     Block 0 is ``anchor``; each segment starts from its slice of ``noise`` (``swifti2v``:
     sigmas[0] * noise; ``refine``: the reference noised to sigmas[0]).
     """
-    b, c, _, h, w = noise.shape
-    check(anchor.ndim == 5 and tuple(anchor.shape) == (b, c, 1, h, w),
-          f"anchor: expected shape {(b, c, 1, h, w)} (one latent block), got {tuple(anchor.shape)}")
     plan = plan_segments(noise.shape[2], m, n)
-    latent = torch.zeros_like(noise)
-    latent[:, :, :1] = anchor
-    return run_csg(latent, reference, noise, sigmas, plan,
+    return run_csg(anchor, reference, noise, sigmas, plan,
                    torch_window_sampler(denoise, sigmas, sampler), mode=mode, rope=rope,
                    on_step=on_step, on_segment=on_segment)

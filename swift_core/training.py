@@ -22,6 +22,7 @@ from typing import Callable, Optional
 import torch
 
 from .plan import Segment, plan_segments, window_positions
+from .sampling import flow_noised
 
 #: (M, N) pairs of the paper: M uniform in {2, 3}, N uniform in {1, 2}
 PAIRS = ((2, 1), (2, 2), (3, 1), (3, 2))
@@ -74,7 +75,7 @@ def training_window(x0: torch.Tensor, reference: Optional[torch.Tensor], segment
     b = x0.shape[0]
     s = sigma.to(x0.dtype).view(b, 1, 1, 1, 1)
     x = x0[:, :, win].clone()
-    x[:, :, nc:] = (1 - s) * x0[:, :, cur] + s * noise[:, :, cur]
+    x[:, :, nc:] = flow_noised(noise[:, :, cur], x0[:, :, cur], s)
     sig = x0.new_zeros(b, len(win))
     sig[:, nc:] = sigma.to(x0.dtype)[:, None]
     target = torch.zeros_like(x)

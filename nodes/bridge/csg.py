@@ -68,7 +68,5 @@ def run_stage2(model, positive, negative, reference, anchor, *, seed: int, steps
 
     sample_window = guider_window_sampler(make_guider, comfy.samplers.sampler_object(sampler_name),
                                           sigmas, seed)
-    latent = reference.clone()
-    latent[:, :, :1] = anchor
-    return run_csg(latent, reference, noise, sigmas, plan, sample_window, mode=mode, rope=rope,
+    return run_csg(anchor, reference, noise, sigmas, plan, sample_window, mode=mode, rope=rope,
                    on_step=on_step, on_segment=on_segment)

@@ -38,9 +38,9 @@ class SegmentStreamer:
         so each block follows as soon as it is decoded. (The fallback decoder takes them at
         once.)"""
         out = []
-        exact = self.stream.exact_per_block
-        for i in range(blocks.shape[2] if exact else 1):
-            frames = self.stream.decode(blocks[:, :, i:i + 1] if exact else blocks)
+        chunks = blocks.split(1, dim=2) if self.stream.exact_per_block else (blocks,)
+        for i, chunk in enumerate(chunks):
+            frames = self.stream.decode(chunk)
             if self.color_match != "off":
                 if self.color_reference is None:    # frame 0 decodes the anchor: your image
                     self.color_reference = frames[:1]

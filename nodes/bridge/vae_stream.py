@@ -15,8 +15,7 @@ import comfy.model_management as mm
 from ...swift_core.rules import TEMPORAL_STRIDE, WAN22_CHANNELS, WAN22_SPATIAL
 from ...swift_core.tiling import tiled_apply
 from .checks import check, check_stage2_vae
-from .vae_protocol import (CoreSegmentDecoder, check_slots, log_fallback,  # noqa: F401
-                           protocol_mismatch, vae_decode)
+from .vae_protocol import CoreSegmentDecoder, check_slots, log_fallback, protocol_mismatch
 
 class WanVAEStream:
     """Drives the Wan 2.2 VAE one latent block at a time with a causal cache of our own.
