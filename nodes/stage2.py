@@ -8,6 +8,11 @@ from .bridge import checks, csg, fits, progress, streaming
 from .types import CATEGORY, TILE_RULES, sampling_inputs, tile_inputs, validate
 
 
+#: Why there is no VIDEO without the vae input (never a None handed to core's video nodes).
+NO_VAE_VIDEO = ("vae: the video output needs the vae input (the Wan 2.2 VAE, "
+                "wan2.2_vae.safetensors) connected; connect it, or use the latent output only")
+
+
 class SwiftI2VStage2Sampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -18,6 +23,7 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
             description="Stage II with Conditional Segment-wise Generation: each segment of M latent "
                         "blocks is denoised inside a window with the anchor block and N previous "
                         "blocks, then final. Memory is that of one window, not of the video.",
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
             inputs=[
                 io.Model.Input("model", tooltip="Stage II model: Wan2.2-TI2V-5B (48 input channels: "
                                                 "refine mode) or SwiftI2V Stage II weights "
@@ -84,6 +90,9 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
         fits.check_window_fits(model, ref.shape, m, n, cfg)
         if vae is not None:
             checks.check_stage2_vae(vae)
+        else:                       # a VIDEO consumer needs the vae: refused before any work
+            checks.check(not checks.output_used(cls.hidden.prompt, cls.hidden.unique_id, 1),
+                         NO_VAE_VIDEO)
         pbar = progress.progress_bar(len(plan) * steps)
         prev = progress.previewer(model)
 
@@ -109,7 +118,7 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
                                  cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, m=m,
                                  n=n, rope=rope, mode=mode, denoise=denoise, on_step=on_step,
                                  on_segment=on_segment if stream is not None else None)
-            video = stream.finish() if stream is not None else None
+            video = stream.finish() if stream is not None else checks.blocked(NO_VAE_VIDEO)
         except BaseException:
             if stream is not None:
                 stream.abort()

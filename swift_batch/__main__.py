@@ -30,7 +30,7 @@ from .client import ComfyClient, ComfyError, ServerUnreachable, output_files
 from .patch import WorkflowError, apply_sets, patch_for_data_row, patch_for_row
 from .rows import Row, RowError, check_image, check_video, read_rows
 
-API_DIR = Path(__file__).resolve().parents[1] / "example_workflows" / "api"
+API_DIR = Path(__file__).resolve().parents[1] / "workflows" / "api"
 DEFAULT_WORKFLOW = API_DIR / "swifti2v_2k_api.json"
 DATA_WORKFLOW = API_DIR / "swifti2v_training_data_api.json"
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 HOST = Path(__file__).resolve().parent / "host"
 HOST_SKIP = ("host tests (tests/host) skipped: COMFYUI_PATH is not set; set COMFYUI_PATH and "
-             "COMFYUI_PYTHON as printed by ../shared/tools/comfyui-host/setup.sh (README: Host tests)")
+             "COMFYUI_PYTHON to a ComfyUI checkout and its Python (docs/developing.md: Host tests)")
 
 
 def pytest_ignore_collect(collection_path, config):

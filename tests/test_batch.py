@@ -10,7 +10,7 @@ from swift_batch.patch import WorkflowError, apply_sets, patch_for_row
 from swift_batch.rows import RowError, check_image, read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-API = json.loads((ROOT / "example_workflows" / "api" / "swifti2v_2k_api.json").read_text())
+API = json.loads((ROOT / "workflows" / "api" / "swifti2v_2k_api.json").read_text())
 
 
 def closed_port():
@@ -122,7 +122,7 @@ def test_resume_skips_done_rows_and_bad_rows_do_not_stop_the_batch(images, capsy
     assert (out / "red.mp4").read_bytes() == b"done before"
 
 
-DATA_API = json.loads((ROOT / "example_workflows" / "api" / "swifti2v_training_data_api.json")
+DATA_API = json.loads((ROOT / "workflows" / "api" / "swifti2v_training_data_api.json")
                       .read_text())
 
 
@@ -167,7 +167,7 @@ def test_patch_for_data_row(tmp_path):
     wf2 = patch_for_data_row(DATA_API, r2, "w.mp4", "data/w", {})
     tr2 = next(n for n in wf2.values() if n["class_type"] == "SwiftI2VStageTransition")["inputs"]
     assert tr2["synthesize"] is True and tr2["seed"] == 42          # the workflow's own
-    assert DATA_API == json.loads((ROOT / "example_workflows" / "api" /
+    assert DATA_API == json.loads((ROOT / "workflows" / "api" /
                                    "swifti2v_training_data_api.json").read_text())   # not mutated
 
 
@@ -179,3 +179,11 @@ def test_plain_fraction_is_stable_and_about_right():
     assert picks == [plain(r, 0.3) for r in rows]
     assert 0.25 < sum(picks) / len(picks) < 0.35
     assert plain(rows[0], None) is None and not any(plain(r, 0.0) for r in rows)
+
+
+def test_default_workflows_are_the_bundled_api_files():
+    from swift_batch.__main__ import DATA_WORKFLOW, DEFAULT_WORKFLOW
+    assert DEFAULT_WORKFLOW == ROOT / "workflows" / "api" / "swifti2v_2k_api.json"
+    assert DATA_WORKFLOW == ROOT / "workflows" / "api" / "swifti2v_training_data_api.json"
+    for path in (DEFAULT_WORKFLOW, DATA_WORKFLOW):
+        assert all("class_type" in n for n in json.loads(path.read_text()).values())

@@ -39,8 +39,8 @@ def test_training_estimates_behind_the_readme():
     from swift_core.memory import (WAN22_TI2V_5B as c, training_checkpoint_bytes, training_flops,
                                    training_state_bytes)
     assert training_state_bytes(c, 8) == 16 * c.params // 8
-    assert 9.5e9 < training_state_bytes(c, 8) < 10.0e9               # README: 9.8 GB at N = 8
+    assert 9.5e9 < training_state_bytes(c, 8) < 10.0e9               # docs/training.md: 9.8 GB at N = 8
     assert training_flops(c, 6, 88, 160) == 4 * c.flops(6, 88, 160)
-    assert 1.3e15 < training_flops(c, 6, 88, 160) < 1.5e15            # README: 1.4 PFLOP (M3 N2)
-    assert 0.75e15 < training_flops(c, 4, 88, 160) < 0.85e15          # README: 0.8 PFLOP (M2 N1)
+    assert 1.3e15 < training_flops(c, 6, 88, 160) < 1.5e15            # docs/training.md: 1.4 PFLOP (M3 N2)
+    assert 0.75e15 < training_flops(c, 4, 88, 160) < 0.85e15          # docs/training.md: 0.8 PFLOP (M2 N1)
     assert 3.4 * 2**30 < training_checkpoint_bytes(c, 6, 88, 160) < 3.8 * 2**30   # about 3.6 GB

@@ -1,13 +1,15 @@
 """House rules a ComfyUI user relies on, checked from the source."""
 import ast
-import sys
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COMFY_MODULES = {"comfy", "comfy_api", "comfy_extras", "folder_paths", "nodes", "node_helpers",
-                 "latent_preview", "server", "execution"}
+                 "latent_preview", "server", "execution", "comfy_execution"}
 
 
 def imports(path: Path) -> set[str]:
@@ -77,3 +79,27 @@ def test_registry_metadata():
     assert set(p["dependencies"]) == set(
         line for line in (ROOT / "requirements.txt").read_text().splitlines()
         if line and not line.startswith("#"))
+
+
+def comfy_node_validate(folder: Path) -> subprocess.CompletedProcess:
+    """comfy-cli's ``comfy node validate`` (what the registry runs before publishing) in
+    ``folder``; tracking off first, so it never asks or calls out."""
+    env = dict(os.environ, PYTHONUTF8="1")
+    subprocess.run(["comfy", "--skip-prompt", "tracking", "disable"], cwd=folder, env=env,
+                   capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(["comfy", "--skip-prompt", "node", "validate"], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_comfy_node_validate_accepts_the_pack():
+    r = comfy_node_validate(ROOT)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "Validating node configuration" in out and "Security warnings" not in out, out
+
+
+def test_comfy_node_validate_refuses_a_pyproject_without_version(tmp_path):
+    text = (ROOT / "pyproject.toml").read_text()
+    (tmp_path / "pyproject.toml").write_text(re.sub(r'(?m)^version = ".*"$', 'version = ""', text))
+    r = comfy_node_validate(tmp_path)
+    assert r.returncode != 0, r.stdout + r.stderr

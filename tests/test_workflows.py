@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WF = ROOT / "example_workflows"
+WF = ROOT / "workflows"
 TEMPLATES = sorted(p.stem for p in WF.glob("*.json"))
 SCHEMAS = json.loads((ROOT / "tests" / "data" / "node_schemas.json").read_text())
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
@@ -29,7 +29,9 @@ def api(name):
 
 def test_templates_folder_holds_only_ui_workflows_and_thumbnails():
     assert TEMPLATES == ["swifti2v_2k", "swifti2v_2k_after_wan22_a14b"]
-    assert not (ROOT / "workflows").exists()          # ComfyUI would list it as templates too
+    # one templates folder: ComfyUI lists the *.json of each of these it finds in a pack
+    for other in ("example_workflows", "example", "examples", "workflow"):
+        assert not (ROOT / other).exists(), other
     for name in TEMPLATES:
         ui = json.loads((WF / f"{name}.json").read_text())
         assert "nodes" in ui and "links" in ui         # a UI graph, never an API prompt

@@ -2,9 +2,9 @@
 ComfyUI frontend loads (nodes, links, groups, widgets_values, model download links, a MarkdownNote
 with every model file) and the same graph in API format, plus the UI workflow's thumbnail.
 
-    python -m tools.make_workflows     # example_workflows/*.json + .jpg, example_workflows/api/*
+    python -m tools.make_workflows     # workflows/*.json + .jpg, workflows/api/*
 
-ComfyUI lists every *.json of example_workflows/ as a template; the API files live one folder
+ComfyUI lists every *.json of workflows/ as a template; the API files live one folder
 down, where it does not look. Widget order and socket slots come from tests/data/node_schemas.json
 (the nodes' own schemas).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = json.loads((ROOT / "tests" / "data" / "node_schemas.json").read_text())
-OUT = ROOT / "example_workflows"
+OUT = ROOT / "workflows"
 API_OUT = OUT / "api"
 
 HF21 = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"

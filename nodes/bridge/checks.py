@@ -5,6 +5,7 @@ Rules on plain values live in ``swift_core.rules``; both raise its ``SwiftInputE
 from __future__ import annotations
 
 import comfy.ldm.wan.vae2_2 as wan22_vae
+from comfy_execution.graph_utils import ExecutionBlocker
 
 from ...swift_core.reference import check_image_batch
 from ...swift_core.rules import (STAGE2_CHANNELS, WAN21_CHANNELS, WAN22_CHANNELS,  # noqa: F401
@@ -110,3 +111,17 @@ def check_stage1_model(model, vae, name: str = "model") -> None:
           f"loaded model has {c_in} input / {c_out} output channels"
           + (" (that looks like Wan 2.2 TI2V 5B: it belongs to Stage II)"
              if c_out == WAN22_CHANNELS else ""))
+
+
+def output_used(prompt, node_id, index: int) -> bool:
+    """Whether any node of the API-format ``prompt`` takes output ``index`` of ``node_id``."""
+    links = (v for node in (prompt or {}).values() if isinstance(node, dict)
+             for v in node.get("inputs", {}).values())
+    return any(isinstance(v, (list, tuple)) and len(v) == 2 and str(v[0]) == str(node_id)
+               and v[1] == index for v in links)
+
+
+def blocked(message: str):
+    """An output that is not there: a node that takes it stops with ``message`` (core's
+    ExecutionBlocker), instead of receiving None."""
+    return ExecutionBlocker(message)

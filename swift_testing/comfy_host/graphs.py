@@ -102,7 +102,7 @@ def data_pipeline(*, video="panned.mp4", length=17, start=0, stride=0, max_clips
 def tiny_api_workflow(path: Path, name: str = "swifti2v_2k") -> Path:
     """A bundled API workflow; the umt5 and CLIP vision encoders (minutes on a CPU at full size)
     replaced by the test conditioning node, which still takes the prompt text."""
-    wf = json.loads((ROOT / "example_workflows" / "api" / f"{name}_api.json").read_text())
+    wf = json.loads((ROOT / "workflows" / "api" / f"{name}_api.json").read_text())
     for k, n in list(wf.items()):
         if n["class_type"] == "CLIPTextEncode":
             n["class_type"] = "SwiftTestConditioning"

@@ -113,6 +113,10 @@ CASES = [
      "model: the Stage II model must take 96 input channels", "12"),
     ("stage2 mode does not fit model", widget("12", mode="swifti2v"),
      "mode='swifti2v': the loaded Stage II model has 48 input channels", "12"),
+    ("stage2 video to Save Video without vae",
+     lambda g: g.update({"70": {"class_type": "SaveVideo", "inputs": {
+         "video": ["12", 1], "filename_prefix": "bad/novae", "format": "auto", "codec": "auto"}}}),
+     "vae: the video output needs the vae input", "12"),
     ("stage2 auto refine denoise 0", widget("12", denoise=0.0), "denoise=0.0: must be in (0, 1]",
      "12"),
     ("stage2 given Wan 2.1 VAE to stream", widget("12", vae=["3", 0]),

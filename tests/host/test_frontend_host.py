@@ -24,12 +24,12 @@ def playwright_dir() -> Path:
 
 @pytest.mark.skipif(not (CHROMIUM and NODE), reason="needs node and chromium "
                     "(apt-get install chromium nodejs)")
-@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "example_workflows").glob("*.json")))
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "workflows").glob("*.json")))
 def test_ui_workflow_loads_in_the_real_frontend(server, name):
     d = playwright_dir()
     script = d / "frontend_check.js"
     shutil.copy(Path(__file__).with_name("frontend_check.js"), script)
-    wf_path = ROOT / "example_workflows" / f"{name}.json"
+    wf_path = ROOT / "workflows" / f"{name}.json"
     out = subprocess.run([NODE, str(script), server.url, str(wf_path), CHROMIUM], cwd=d,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -15,7 +15,7 @@ SNAPSHOT = json.loads((ROOT / "tests" / "data" / "node_schemas.json").read_text(
 
 def test_ui_workflow_node_types_exist_and_schemas_match_the_snapshot(client):
     info = client.object_info()
-    for path in (ROOT / "example_workflows").glob("*.json"):
+    for path in (ROOT / "workflows").glob("*.json"):
         for n in json.loads(path.read_text())["nodes"]:
             assert n["type"] in info or n["type"] in ("Note", "MarkdownNote"), (path.name, n["type"])
     live = snapshot_schemas.snapshot(info)
@@ -41,13 +41,13 @@ def test_ui_workflow_node_types_exist_and_schemas_match_the_snapshot(client):
 def test_templates_endpoint_lists_exactly_the_ui_templates(server):
     import requests
     listed = requests.get(server.url + "/workflow_templates", timeout=30).json()
-    want = sorted(p.stem for p in (ROOT / "example_workflows").glob("*.json"))
+    want = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
     assert sorted(listed["ComfyUI-SwiftI2V"]) == want            # no API file among them
     assert not any(name.endswith("_api") for name in listed["ComfyUI-SwiftI2V"])
     base = server.url + "/api/workflow_templates/ComfyUI-SwiftI2V/"
     for name in want:
         served = requests.get(base + f"{name}.json", timeout=30).json()
-        assert served == json.loads((ROOT / "example_workflows" / f"{name}.json").read_text())
+        assert served == json.loads((ROOT / "workflows" / f"{name}.json").read_text())
         thumb = requests.get(base + f"{name}.jpg", timeout=30)
         assert thumb.ok and thumb.content[:3] == b"\xff\xd8\xff"
 
@@ -82,7 +82,7 @@ def test_api_workflow_runs_through_the_batch_client_and_resumes(server, tmp_path
 
 
 def test_missing_node_type_is_reported(server, tmp_path, capsys):
-    wf = json.loads((ROOT / "example_workflows" / "api" / "swifti2v_2k_api.json").read_text())
+    wf = json.loads((ROOT / "workflows" / "api" / "swifti2v_2k_api.json").read_text())
     wf["99"] = {"class_type": "NoSuchNode", "inputs": {}}
     (tmp_path / "wf.json").write_text(json.dumps(wf))
     from PIL import Image
