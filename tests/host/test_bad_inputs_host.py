@@ -113,10 +113,6 @@ CASES = [
      "model: the Stage II model must take 96 input channels", "12"),
     ("stage2 mode does not fit model", widget("12", mode="swifti2v"),
      "mode='swifti2v': the loaded Stage II model has 48 input channels", "12"),
-    ("stage2 video to Save Video without vae",
-     lambda g: g.update({"70": {"class_type": "SaveVideo", "inputs": {
-         "video": ["12", 1], "filename_prefix": "bad/novae", "format": "auto", "codec": "auto"}}}),
-     "vae: the video output needs the vae input", "12"),
     ("stage2 auto refine denoise 0", widget("12", denoise=0.0), "denoise=0.0: must be in (0, 1]",
      "12"),
     ("stage2 given Wan 2.1 VAE to stream", widget("12", vae=["3", 0]),
@@ -156,3 +152,40 @@ def test_bad_input_is_refused_by_name_before_heavy_work(client, edit, needle, re
         assert e.value.details.get("node_id") == refused_by, message
         assert ran == [refused_by], ran           # the first and only pack node that ran
         assert progressed == [], progressed       # and it refused before any work
+
+
+def save_video(g, prefix):
+    g["70"] = {"class_type": "SaveVideo", "inputs": {
+        "video": ["12", 1], "filename_prefix": prefix, "format": "auto", "codec": "auto"}}
+    return g
+
+
+def test_stage2_video_without_vae_is_refused_by_name_never_none(client):
+    """Stage II's VIDEO wired to Save Video with no vae connected: Stage II refuses by name before
+    any work; and where Stage II's result is cached from a run without that consumer, Save Video
+    is stopped with the same message (core's ExecutionBlocker), never handed a None."""
+    needle = "vae: the video output needs the vae input"
+    g = pipeline(decoder=False, compare=False, save_name="novae", seed1=11)
+    g["12"]["inputs"]["seed"] = 11
+    progressed = []
+
+    def on_event(kind, data):
+        if kind == "progress" and data.get("node") in PACK_NODES:
+            progressed.append(data.get("node"))
+
+    client.run(g, timeout=900)                   # upstream cached; Stage II without consumer runs
+    g2 = save_video(dict(g), "novae/video")
+    g2["12"] = {**g["12"], "inputs": {**g["12"]["inputs"], "seed": 12}}   # Stage II runs again
+    progressed.clear()
+    with pytest.raises(PromptError) as e:
+        client.run(g2, on_event=on_event, timeout=900)
+    assert needle in str(e.value) and e.value.details.get("node_id") == "12", str(e.value)
+    assert "12" not in progressed, progressed    # refused before any sampling step
+    # Stage II's inputs as in the first run: where core serves its result from the cache (seen on
+    # 0.33), Save Video is stopped by the blocked output; where core runs it again (seen on 0.8.0),
+    # Stage II refuses as above
+    g3 = save_video(dict(g), "novae/video")
+    with pytest.raises(PromptError) as e:
+        client.run(g3, timeout=900)
+    assert needle in str(e.value) and e.value.details.get("node_id") in ("12", "70"), str(e.value)
+    assert e.value.details.get("node_id") == "12" or "Execution Blocked" in str(e.value)
