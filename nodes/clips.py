@@ -69,7 +69,8 @@ class SwiftI2VLoadClips(io.ComfyNode):
         path = video_read.input_path(video)
         count = frames_needed(length, start, stride, max_clips, frame_step)
         frames, fps = video_read.read_frames(path, count)
-        starts = clip_starts(frames.shape[0], length, start, stride, max_clips, frame_step)
+        starts = clip_starts(frames.shape[0], length, start, stride, max_clips, frame_step,
+                             name=f"video={video!r}")
         fits.check_host_fits(len(starts) * frames_bytes(length, frames.shape[2], frames.shape[1]),
                              inputs=f"length={length}, max_clips={max_clips}",
                              what=f"{len(starts)} clip(s) of {length} frames",

@@ -80,9 +80,12 @@ class SwiftI2VSampleWriter(io.ComfyNode):
             vae, iter_hybrid_reference(low_res, clip[:1], size.width, size.height,
                                        blocks_per_chunk=blocks_per_chunk, crop=crop),
             lh, lw, tile_size, overlap, lambda i: pbar.update_absolute(len(ranges) + i))
-        info = info or {"strength": 0.0, "steps": 0, "seed": 0, "synthesized": False}
+        info = info or {"strength": 0.0, "start_sigma": 0.0, "steps": 0, "seed": 0,
+                        "synthesized": False}
         meta = {"width": size.width, "height": size.height, "frames": size.frames,
-                "strength": info["strength"], "steps": info["steps"], "seed": info["seed"],
+                "strength": info["strength"], "start_sigma": info.get("start_sigma", 0.0),
+                "strength_reading": info.get("strength_reading", ""),
+                "steps": info["steps"], "seed": info["seed"],
                 "synthesized": str(bool(info["synthesized"])).lower(), "source": name,
                 "start": start, "pack_version": swift_core.__version__}
         write_sample(target.path, vae_stream.dit_latent(x0)[0],

@@ -3,7 +3,8 @@ from comfy_api.latest import io
 
 from ..swift_core import size_from_image
 from ..swift_core.reference import stage1_image
-from ..swift_core.rules import check_strength, check_transition_steps
+from ..swift_core.rules import STRENGTH_READINGS, check_strength, check_transition_steps
+from ..swift_core.transition import clip_seed, clip_synthesized
 from .bridge import checks, fits, stage1, vae_protocol
 from .types import CATEGORY, SIZE_RULES, TransitionInfo, sampling_inputs, size_inputs, validate
 
@@ -12,15 +13,24 @@ def transition_inputs():
     seed, _, cfg, sampler, scheduler = sampling_inputs()
     return [
         io.Float.Input("strength", default=0.1, min=0.0, max=1.0, step=0.01,
-                       tooltip="s in (0, 1]: the clip is noised to (1-s) x + s e, then denoised "
-                               "from s to 0 (paper: 0.1; 1 = plain Stage I from noise)."),
+                       tooltip="s in (0, 1] (paper: 0.1; 1 = plain Stage I from noise). The clip "
+                               "is noised to (1-sigma) x + sigma e and denoised from sigma to 0; "
+                               "sigma is s read by strength_reading."),
+        io.Combo.Input("strength_reading", options=list(STRENGTH_READINGS),
+                       default=STRENGTH_READINGS[0],
+                       tooltip="before_shift (the paper's framework, DiffSynth-Studio): s is a "
+                               "timestep, shifted by the Stage I model's schedule: sigma = shift "
+                               "s / (1 + (shift-1) s), 0.357 at s = 0.1 with shift 5. raw_sigma: "
+                               "sigma = s."),
         io.Int.Input("steps", default=1, min=1, max=100,
                      tooltip="k >= 1 denoising steps (paper: 1). They follow the model's own "
-                             "k-step schedule (scheduler and shift) scaled to start at s: k = 1 "
-                             "is one step from s to 0."),
-        io.Boolean.Input("synthesize", default=True,
-                         tooltip="Off: skip the model and output the plain bicubic downsample "
-                                 "(the paper mixes both kinds of sample)."),
+                             "k-step schedule (scheduler and shift) brought to start at sigma: "
+                             "k = 1 is one step from sigma to 0."),
+        io.Float.Input("synthesize_fraction", default=0.5, min=0.0, max=1.0, step=0.05,
+                       tooltip="Share of clips synthesized by Stage I; the others are plain "
+                               "bicubic downsamples (the paper mixes both). Each clip's kind is "
+                               "drawn from its video name and start: stable across runs. 1 = "
+                               "all synthesized, 0 = none."),
         seed, cfg, sampler, scheduler,
     ]
 
@@ -49,6 +59,12 @@ class SwiftI2VStageTransition(io.ComfyNode):
                 io.ClipVisionOutput.Input("clip_vision_output", optional=True,
                                           tooltip="CLIP Vision Encode of the clip's first frame, "
                                                   "as for the Stage I Sampler."),
+                io.String.Input("name", default="clip", optional=True,
+                                tooltip="The clip's video name (link Load Clips' name): with "
+                                        "start, it picks the clip's noise and kind."),
+                io.Int.Input("start", default=0, min=0, max=1_000_000, optional=True,
+                             tooltip="The clip's first frame in its video (link Load Clips' "
+                                     "start)."),
             ],
             outputs=[
                 io.Image.Output("low_res", display_name="low_res",
@@ -57,7 +73,8 @@ class SwiftI2VStageTransition(io.ComfyNode):
                 io.Int.Output("target_height", display_name="height",
                               tooltip="The target height."),
                 TransitionInfo.Output("info", display_name="info",
-                                      tooltip="s, k, seed and kind, for the Sample Writer."),
+                                      tooltip="s, its start sigma, k, the clip's seed and kind, "
+                                              "for the Sample Writer."),
             ],
         )
 
@@ -68,9 +85,9 @@ class SwiftI2VStageTransition(io.ComfyNode):
         return validate(cls, inputs)
 
     @classmethod
-    def execute(cls, model, positive, negative, vae, clip, width, height, crop, strength, steps,
-                synthesize, seed, cfg, sampler_name, scheduler,
-                clip_vision_output=None) -> io.NodeOutput:
+    def execute(cls, model, positive, negative, vae, clip, width, height, crop, strength,
+                strength_reading, steps, synthesize_fraction, seed, cfg, sampler_name, scheduler,
+                clip_vision_output=None, name="clip", start=0) -> io.NodeOutput:
         checks.check_image(clip, "clip")
         size = size_from_image(clip.shape[2], clip.shape[1], width, height, clip.shape[0],
                                "clip frame count")
@@ -79,16 +96,20 @@ class SwiftI2VStageTransition(io.ComfyNode):
         checks.check_stage1_vae(vae)
         checks.check_stage1_model(model, vae)
         small = stage1_image(clip[..., :3], size.width, size.height, crop=crop)
-        info = {"strength": float(strength), "steps": int(steps), "seed": int(seed),
-                "synthesized": bool(synthesize), "sampler": sampler_name, "scheduler": scheduler}
-        if not synthesize:
-            return io.NodeOutput(small, size.width, size.height,
-                                 {**info, "strength": 0.0, "steps": 0})
+        seed = clip_seed(seed, name, start)
+        if not clip_synthesized(synthesize_fraction, name, start):
+            return io.NodeOutput(small, size.width, size.height, {
+                "strength": 0.0, "start_sigma": 0.0, "strength_reading": strength_reading,
+                "steps": 0, "seed": seed, "synthesized": False})
+        sigmas = stage1.transition_schedule(model, steps, sampler_name, scheduler, strength,
+                                            strength_reading)
+        info = {"strength": float(strength), "start_sigma": float(sigmas[0]),
+                "strength_reading": strength_reading, "steps": int(steps), "seed": seed,
+                "synthesized": True, "sampler": sampler_name, "scheduler": scheduler}
         fits.check_stage1_fits(model, size, cfg)
         w1, h1 = size.stage1
         pos, neg, _ = stage1.stage1_conditioning(positive, negative, vae, small[:1], w1, h1,
                                                  size.frames, clip_vision_output)
         latent = vae.encode(small)
-        samples = stage1.stage_transition(model, latent, pos, neg, seed, steps, cfg, sampler_name,
-                                          scheduler, strength)
+        samples = stage1.stage_transition(model, latent, pos, neg, seed, cfg, sampler_name, sigmas)
         return io.NodeOutput(vae_protocol.vae_decode(vae, samples), size.width, size.height, info)

@@ -23,7 +23,6 @@ import queue
 import shutil
 import sys
 import threading
-import zlib
 from pathlib import Path
 
 from .client import ComfyClient, ComfyError, ServerUnreachable, output_files
@@ -33,6 +32,16 @@ from .rows import Row, RowError, check_image, check_video, read_rows
 API_DIR = Path(__file__).resolve().parents[1] / "workflows" / "api"
 DEFAULT_WORKFLOW = API_DIR / "swifti2v_2k_api.json"
 DATA_WORKFLOW = API_DIR / "swifti2v_training_data_api.json"
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number from 0 to 1")
+    return value
 
 
 def parse_args(argv=None):
@@ -53,9 +62,10 @@ def parse_args(argv=None):
     ap.add_argument("--clips", type=int, default=None, help="--data: at most this many clips a video")
     ap.add_argument("--frame-step", type=int, default=None,
                     help="--data: take every n-th frame (2: 48 fps video -> 24 fps clips)")
-    ap.add_argument("--plain-fraction", type=float, default=None,
-                    help="--data: this fraction of videos (chosen by name, stable across runs) "
-                         "get a plain downsample instead of the stage transition (paper: both mixed)")
+    ap.add_argument("--plain-fraction", type=fraction, default=None,
+                    help="--data: this share of clips (each drawn by its video and start, stable "
+                         "across runs) get a plain downsample instead of the stage transition "
+                         "(default: the workflow's, 0.5; the paper mixes both)")
     ap.add_argument("--images", type=Path, default=None,
                     help="folder that relative image or video paths are read from (default: the rows "
                          "file's folder)")
@@ -107,13 +117,6 @@ def follow(client: ComfyClient, prompt: dict, row: Row, args, progress) -> dict:
             bar.close()
 
 
-def plain(row: Row, fraction) -> bool | None:
-    """Whether this video gets a plain downsample (stable: from its name), or None (workflow's)."""
-    if fraction is None:
-        return None
-    return zlib.crc32(row.name.encode()) % 10_000 < fraction * 10_000
-
-
 def run_row(client: ComfyClient, workflow: dict, row: Row, args, progress) -> Path:
     if args.data:
         return run_data_row(client, workflow, row, args, progress)
@@ -134,10 +137,10 @@ def run_row(client: ComfyClient, workflow: dict, row: Row, args, progress) -> Pa
 def run_data_row(client: ComfyClient, workflow: dict, row: Row, args, progress) -> Path:
     check_video(row)
     name = client.upload_image(str(row.video))
-    is_plain = plain(row, args.plain_fraction)
     defaults = {"start": args.start, "stride": args.stride, "clips": args.clips,
                 "frame_step": args.frame_step,
-                "synthesize": None if is_plain is None else not is_plain}
+                "synthesize_fraction": None if args.plain_fraction is None
+                else 1.0 - args.plain_fraction}
     prompt = patch_for_data_row(workflow, row, name, f"{args.prefix}/{row.name}", defaults)
     entry = follow(client, prompt, row, args, progress)
     samples = [f for f in output_files(entry) if f["filename"].endswith(".safetensors")]

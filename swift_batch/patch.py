@@ -89,7 +89,8 @@ def patch_for_row(workflow: dict, row: Row, image_name: str, prefix: str) -> dic
 def patch_for_data_row(workflow: dict, row: Row, video_name: str, folder: str,
                        defaults: dict) -> dict:
     """The training-data workflow for one video row: the uploaded video, its caption, clip
-    options (row columns over ``defaults``), seed, plain or synthesized, and the output folder."""
+    options (row columns over ``defaults``), seed, the share of synthesized clips (a row's
+    ``synthesize`` 0/1: none or all of its clips), and the output folder."""
     wf = copy.deepcopy(workflow)
     loads = find(wf, class_type="SwiftI2VLoadClips")
     if len(loads) != 1:
@@ -105,9 +106,10 @@ def patch_for_data_row(workflow: dict, row: Row, video_name: str, folder: str,
     for k in find(wf, class_type="SwiftI2VStageTransition"):
         if row.seed is not None:
             wf[k]["inputs"]["seed"] = row.seed
-        synthesize = row.synthesize if row.synthesize is not None else defaults.get("synthesize")
-        if synthesize is not None:
-            wf[k]["inputs"]["synthesize"] = bool(synthesize)
+        if row.synthesize is not None:                    # the row's own: all or none
+            wf[k]["inputs"]["synthesize_fraction"] = 1.0 if row.synthesize else 0.0
+        elif defaults.get("synthesize_fraction") is not None:
+            wf[k]["inputs"]["synthesize_fraction"] = float(defaults["synthesize_fraction"])
         for key in ("width", "height"):
             if getattr(row, key) is not None:
                 wf[k]["inputs"][key] = getattr(row, key)

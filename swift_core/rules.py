@@ -20,6 +20,9 @@ ROPE_MODES = ("window", "absolute")
 #: Framing of a frame resized to another aspect ratio.
 CROP_MODES = ("center", "disabled")
 RESIZE_METHODS = ("bicubic", "bilinear", "area", "nearest-exact")
+#: How the Stage Transition reads its strength s: ``before_shift`` (a timestep, shifted by the
+#: Stage I model's schedule as DiffSynth-Studio reads a denoising strength) or ``raw_sigma``.
+STRENGTH_READINGS = ("before_shift", "raw_sigma")
 COLOR_MATCH = ("off", "lab")
 
 #: Latent channels of the Wan 2.2 VAE (Stage II) and the Wan 2.1 VAE (Stage I).

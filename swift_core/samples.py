@@ -14,9 +14,10 @@ does before the model sees the latent and the concatenated reference (``Wan22.pr
 
 Latents are stored in ``bfloat16`` or ``float32`` (metadata ``dtype``), the text as given.
 Metadata (strings): ``format`` = ``swifti2v-sample``, ``version``, ``width``, ``height``,
-``frames``, ``strength``, ``steps`` (0 for a plain downsample), ``seed``, ``synthesized``
-(``true``/``false``), ``source``, ``start``, ``pack_version``, ``anchor``, ``latent_space`` and
-``dtype``.
+``frames``, ``strength``, ``steps`` (0 for a plain downsample), ``seed`` (the clip's noise seed),
+``synthesized`` (``true``/``false``), ``source``, ``start``, ``pack_version``, ``anchor``,
+``latent_space`` and ``dtype``; newer samples also ``start_sigma`` (the sigma the
+clip was noised to; 0 for a plain downsample) and ``strength_reading``.
 """
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ the window's blocks; the target is the velocity ``e - x0``; the loss is the mean
 the segment's blocks only.
 
 Sigma follows Wan's shifted distribution: ``s = shift u / (1 + (shift - 1) u)`` with ``u``
-uniform in (0, 1) and shift 5 (Wan 2.2 TI2V's own). This is the continuous form of drawing a
-uniform timestep from a shifted 1000-step flow-matching schedule, as DiffSynth-Studio's trainer
-does (without its bell-shaped loss weighting).
+uniform in (0, 1) and shift 5 by default. This is the continuous form of drawing a uniform
+timestep from a shifted 1000-step flow-matching schedule, as DiffSynth-Studio's trainer does; its
+bell-shaped loss weighting over timesteps is the ``weighting="bell"`` option.
 
 A *velocity model* is ``velocity(x, sigma, *, reference, positions, context) -> v`` over a window
 ``x`` [B, C, w, H, W] with ``sigma`` [B, w] (0 on context blocks).
@@ -22,11 +22,12 @@ from typing import Callable, Optional
 import torch
 
 from .plan import Segment, plan_segments, window_positions
+from .rules import check_option
 from .sampling import flow_noised
+from .schedule import WAN_SHIFT, WEIGHTINGS, bell_weight, shifted_sigma
 
 #: (M, N) pairs of the paper: M uniform in {2, 3}, N uniform in {1, 2}
 PAIRS = ((2, 1), (2, 2), (3, 1), (3, 2))
-WAN_SHIFT = 5.0
 
 
 def draw_pair(gen: torch.Generator, pairs=PAIRS) -> tuple[int, int]:
@@ -37,10 +38,6 @@ def draw_segment(num_blocks: int, m: int, n: int, gen: torch.Generator) -> Segme
     """One segment of the (M, N) plan of a ``num_blocks`` latent, uniformly."""
     plan = plan_segments(num_blocks, m, n)
     return plan[int(torch.randint(len(plan), (1,), generator=gen))]
-
-
-def shifted_sigma(u: torch.Tensor, shift: float = WAN_SHIFT) -> torch.Tensor:
-    return shift * u / (1 + (shift - 1) * u)
 
 
 def draw_sigma(gen: torch.Generator, batch: int = 1, shift: float = WAN_SHIFT) -> torch.Tensor:
@@ -87,18 +84,24 @@ def training_window(x0: torch.Tensor, reference: Optional[torch.Tensor], segment
                           target, mask)
 
 
-def masked_velocity_loss(velocity: torch.Tensor, window: TrainingWindow) -> torch.Tensor:
-    """Mean squared error of the predicted velocity on the segment's blocks only."""
+def masked_velocity_loss(velocity: torch.Tensor, window: TrainingWindow,
+                         weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Mean squared error of the predicted velocity on the segment's blocks only; ``weight``
+    [B] scales each sample's error (a timestep weighting)."""
     err = (velocity.float() - window.target.float()) ** 2 * window.mask
+    if weight is not None:
+        err = err * weight.float().view(-1, 1, 1, 1, 1)
     per_block = err[0, :, 0].numel()                 # C * H * W values per block and sample
     return err.sum() / (window.mask.sum() * per_block)
 
 
 def csg_training_loss(velocity: Callable, x0: torch.Tensor, reference: Optional[torch.Tensor],
                       context: torch.Tensor, gen: torch.Generator, *, rope: str = "window",
-                      pairs=PAIRS, shift: float = WAN_SHIFT):
+                      pairs=PAIRS, shift: float = WAN_SHIFT, weighting: str = "none"):
     """One teacher-forced CSG step on one clip: draws (M, N), a segment, sigma and noise from
-    ``gen`` (CPU), runs ``velocity`` on the window, returns (loss, window)."""
+    ``gen`` (CPU), runs ``velocity`` on the window, returns (loss, window). ``weighting``
+    ``bell`` weights the loss by :func:`~swift_core.schedule.bell_weight` of the drawn sigma."""
+    check_option(weighting, "weighting", WEIGHTINGS)
     m, n = draw_pair(gen, pairs)
     segment = draw_segment(x0.shape[2], m, n, gen)
     sigma = draw_sigma(gen, x0.shape[0], shift)
@@ -106,4 +109,5 @@ def csg_training_loss(velocity: Callable, x0: torch.Tensor, reference: Optional[
     win = training_window(x0, reference, segment, sigma.to(x0.device), noise, rope)
     v = velocity(win.x, win.sigma, reference=win.reference, positions=win.positions,
                  context=context)
-    return masked_velocity_loss(v, win), win
+    weight = bell_weight(sigma, shift).to(x0.device) if weighting == "bell" else None
+    return masked_velocity_loss(v, win, weight), win

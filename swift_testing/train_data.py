@@ -56,18 +56,41 @@ def panned_clip(img, frames=17, size=64, dx=3, dy=1, x0=20, y0=30) -> torch.Tens
                         for i in range(frames)])
 
 
-def make_dataset(folder: Path, count: int = 6, frames: int = 17, size: int = 64) -> list[Path]:
+def stage1_like(low: torch.Tensor, gen: torch.Generator, noise: float = 0.3,
+                flicker: float = 0.15) -> torch.Tensor:
+    """Low-res frames [F, h, w, 3] degraded the way Stage I degrades them: blurred (a 3x3
+    binomial filter: lost detail), with residual noise (``noise``: pixel standard deviation) and
+    a per-frame brightness flicker (``flicker``: standard deviation of the gain)."""
+    f = low.permute(0, 3, 1, 2)
+    k = torch.tensor([1.0, 2.0, 1.0])
+    k = (k[:, None] * k[None]) / 16
+    f = F.conv2d(F.pad(f, (1, 1, 1, 1), mode="replicate"), k.expand(3, 1, 3, 3).contiguous(),
+                 groups=3)
+    gain = 1 + flicker * torch.randn(f.shape[0], 1, 1, 1, generator=gen)
+    f = f * gain + noise * torch.randn(f.shape, generator=gen)
+    return f.clamp(0, 1).permute(0, 2, 3, 1)
+
+
+def make_dataset(folder: Path, count: int = 6, frames: int = 17, size: int = 64,
+                 degrade: dict | None = None) -> list[Path]:
+    """``count`` samples; ``degrade`` (keyword arguments of :func:`stage1_like`) makes their
+    references from Stage-I-like low-res clips instead of clean downsamples."""
     folder.mkdir(parents=True, exist_ok=True)
     img = photo()
     out = []
     for k in range(count):
-        clip = panned_clip(img, frames, size, dx=1 + k % 3, dy=(k % 2) * 2 - 1,
-                           x0=20 + 9 * k, y0=60 - 4 * k)
+        dx, dy = 1 + k % 3, (k % 2) * 2 - 1
+        span = (frames - 1) * dx + size                   # every clip stays inside the photo
+        clip = panned_clip(img, frames, size, dx=dx, dy=dy,
+                           x0=(20 + 9 * k) % (img.shape[1] - span),
+                           y0=max(frames - 1, (60 - 4 * k) % (img.shape[0] - size - frames)))
         low = stage1_image(clip, size, size)                         # Stage I's size
+        if degrade is not None:
+            low = stage1_like(low, torch.Generator().manual_seed(1000 + k), **degrade)
         ref = hybrid_reference(low, clip[:1], size, size, crop="center")
         context = torch.randn(8, 4096, generator=torch.Generator().manual_seed(k))
         meta = {"width": size, "height": size, "frames": frames, "strength": 0.0, "steps": 0,
-                "seed": 0, "synthesized": "false", "source": f"astronaut_{k}", "start": 0,
+                "seed": 0, "synthesized": str(degrade is not None).lower(), "source": f"astronaut_{k}", "start": 0,
                 "pack_version": "test"}
         path = folder / f"astronaut_{k}_000000.safetensors"
         write_sample(str(path), encode(clip), encode(ref), context, meta, dtype="float32")

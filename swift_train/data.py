@@ -10,11 +10,25 @@ from torch.utils.data import Dataset, DistributedSampler
 from swift_core.samples import read_sample
 
 
+def staged(path: Path, root: Path) -> bool:
+    """A file in a hidden folder (the batch client's ``.incoming`` staging: a video still being
+    downloaded) or a hidden file: never a finished sample."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def sample_files(folder: str) -> list[str]:
-    files = sorted(str(p) for p in Path(folder).rglob("*.safetensors"))
+    """The finished samples under ``folder`` (sorted), never the staging folder's files."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data {folder!r}: no such folder")
+    found = sorted(root.rglob("*.safetensors"))
+    files = [str(p) for p in found if not staged(p, root)]
     if not files:
-        raise FileNotFoundError(f"--data {folder!r}: no .safetensors samples in it (make them "
-                                "with python -m swift_batch --data; README: training data)")
+        staging = f" ({len(found)} file(s) only in staging folders such as .incoming: videos " \
+                  "still downloading)" if found else ""
+        raise FileNotFoundError(f"--data {folder!r}: no finished .safetensors samples in it"
+                                f"{staging}; make them with python -m swift_batch --data "
+                                "(docs/training.md)")
     return files
 
 

@@ -9,9 +9,12 @@ import argparse
 import json
 import os
 import re
+import sys
 import uuid
 
 import torch
+
+from swift_core.schedule import WAN_SHIFT
 
 #: diffusers -> original Wan (ComfyUI) names; the inverse of diffusers' single-file converter
 RENAMES = (
@@ -47,14 +50,16 @@ def to_comfy(state_dict: dict, dtype=torch.bfloat16) -> dict:
 
 
 def write(state_dict: dict, path: str, *, dtype: str = "bf16", rope: str = "window",
-          extra_meta: dict | None = None) -> str:
-    """Write the ComfyUI-layout file atomically; the metadata records the training's ``rope``."""
+          shift: float = WAN_SHIFT, extra_meta: dict | None = None) -> str:
+    """Write the ComfyUI-layout file atomically; the metadata records the training's ``rope``
+    and ``shift`` (sample with the same: the Stage II sampler's rope, core's ModelSamplingSD3)."""
     from safetensors.torch import save_file
     if dtype not in DTYPES:
         raise ValueError(f"--dtype {dtype!r}: one of {list(DTYPES)}")
     sd = to_comfy(state_dict, DTYPES[dtype])
     channels = sd["patch_embedding.weight"].shape[1]
-    meta = {"swifti2v.rope": rope, "swifti2v.in_channels": str(channels),
+    meta = {"swifti2v.rope": rope, "swifti2v.shift": f"{float(shift):g}",
+            "swifti2v.in_channels": str(channels),
             "swifti2v.mode": "swifti2v" if channels == 96 else "refine", **(extra_meta or {})}
     tmp = f"{path}.{uuid.uuid4().hex[:8]}.part"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -85,11 +90,30 @@ def load_weights(checkpoint: str, part: str) -> dict:
     return template
 
 
+class ExportError(ValueError):
+    pass
+
+
+def latest_checkpoint(run: str) -> str:
+    """The folder of a run's latest checkpoint; a run without one is refused by name."""
+    if not os.path.isfile(os.path.join(run, "config.json")):
+        raise ExportError(f"--run {run!r}: not a training run (no config.json; give the "
+                          "training's --out folder)")
+    latest = os.path.join(run, "checkpoints", "latest")
+    if not os.path.isfile(latest):
+        raise ExportError(f"--run {run!r}: no checkpoint yet (the run saves one every "
+                          "--save-every steps and at its end); nothing to export")
+    checkpoint = os.path.join(run, "checkpoints", open(latest).read().strip())
+    if not os.path.isdir(checkpoint):
+        raise ExportError(f"--run {run!r}: its latest checkpoint {checkpoint!r} is missing")
+    return checkpoint
+
+
 def load_run(run: str, use_ema: bool = True) -> tuple[dict, dict]:
     """The latest checkpoint of a training run as a plain state dict, and the run's config."""
+    checkpoint = latest_checkpoint(run)
     cfg = json.loads(open(os.path.join(run, "config.json")).read())
-    latest = open(os.path.join(run, "checkpoints", "latest")).read().strip()
-    checkpoint = os.path.join(run, "checkpoints", latest)
+    latest = os.path.basename(checkpoint)
     ema = load_weights(checkpoint, "ema") if use_ema else {}
     weights = ema or load_weights(checkpoint, "model")
     return weights, {**cfg, "step": latest, "ema": bool(ema)}
@@ -103,12 +127,17 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", default="bf16", choices=list(DTYPES))
     ap.add_argument("--no-ema", action="store_true", help="export the raw weights, not the EMA")
     args = ap.parse_args(argv)
-    sd, cfg = load_run(args.run, use_ema=not args.no_ema)
-    write(sd, args.out, dtype=args.dtype, rope=cfg["rope"],
+    try:
+        sd, cfg = load_run(args.run, use_ema=not args.no_ema)
+    except ExportError as e:
+        print(f"export: {e}", file=sys.stderr)
+        return 2
+    shift = float(cfg.get("shift", WAN_SHIFT))
+    write(sd, args.out, dtype=args.dtype, rope=cfg["rope"], shift=shift,
           extra_meta={"swifti2v.step": cfg["step"], "swifti2v.ema": str(cfg["ema"]).lower()})
-    print(f"wrote {args.out} ({cfg['step']}, rope={cfg['rope']}, ema={cfg['ema']}); load it with "
-          "Load Diffusion Model and set the Stage II sampler's rope to "
-          f"{cfg['rope']!r}")
+    print(f"wrote {args.out} ({cfg['step']}, rope={cfg['rope']}, shift={shift:g}, "
+          f"ema={cfg['ema']}); load it with Load Diffusion Model, set ModelSamplingSD3's shift "
+          f"to {shift:g} and the Stage II sampler's rope to {cfg['rope']!r}")
     return 0
 
 

@@ -45,8 +45,9 @@ def comfy_to_diffusers(sd: dict) -> dict:
 
 
 def tiny_config(in_channels: int = 48, text_dim: int = 4096, layers: int = 2) -> dict:
-    """A tiny Wan 2.2 TI2V (one 128-wide head), for tests and smoke runs."""
-    return dict(patch_size=(1, 2, 2), num_attention_heads=1, attention_head_dim=HEAD_DIM,
+    """A tiny Wan 2.2 TI2V (two 128-wide heads: 256 wide, more than the 192 latent values of a
+    2x2 patch, so it can carry a clip's detail), for tests and smoke runs."""
+    return dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=HEAD_DIM,
                 in_channels=in_channels, out_channels=48, text_dim=text_dim, freq_dim=256,
                 ffn_dim=256, num_layers=layers, cross_attn_norm=True,
                 qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)

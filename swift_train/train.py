@@ -20,7 +20,8 @@ import torch.distributed as dist
 from swift_core.adapters import diffusers_wan_denoiser, diffusers_wan_velocity
 from swift_core.rules import ROPE_MODES
 from swift_core.sampling import sample_csg
-from swift_core.training import PAIRS, WAN_SHIFT, csg_training_loss, shifted_sigma
+from swift_core.schedule import WAN_SHIFT, WEIGHTINGS, flow_sigmas
+from swift_core.training import PAIRS, csg_training_loss
 
 from .data import Order, SampleFolder, sample_files, split, step_generator
 from .model import load_wan, widen_patch_embedding
@@ -46,7 +47,8 @@ def parse_args(argv=None):
                          "folder (Wan2.2-TI2V-5B-Diffusers), or 'tiny' (tests)")
     ap.add_argument("--steps", type=int, default=1000, help="optimizer steps in all")
     ap.add_argument("--lr", type=float, default=1e-5, help="constant learning rate (AdamW)")
-    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--weight-decay", type=float, default=0.01,
+                    help="AdamW weight decay (0.01: torch's and DiffSynth-Studio's default)")
     ap.add_argument("--grad-accum", type=int, default=1, help="clips per rank per step")
     ap.add_argument("--clip-grad", type=float, default=1.0, help="gradient norm clipping")
     ap.add_argument("--ema", type=float, default=0.0, help="EMA decay (0 = no EMA), e.g. 0.999")
@@ -54,7 +56,11 @@ def parse_args(argv=None):
                     help="RoPE positions of a window; use the same setting in ComfyUI")
     ap.add_argument("--pairs", type=parse_pairs, default=PAIRS,
                     help="(M, N) drawn uniformly per step (paper: 2x1,2x2,3x1,3x2)")
-    ap.add_argument("--shift", type=float, default=WAN_SHIFT, help="sigma shift (Wan: 5)")
+    ap.add_argument("--shift", type=float, default=WAN_SHIFT,
+                    help="timestep shift of the training sigmas (5, DiffSynth-Studio's); stored "
+                         "in the export: sample Stage II with the same shift (ModelSamplingSD3)")
+    ap.add_argument("--weighting", choices=WEIGHTINGS, default="none",
+                    help="loss weight over timesteps: none, or DiffSynth-Studio's bell")
     ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
                     help="compute dtype (FSDP2 mixed precision; master weights fp32)")
     ap.add_argument("--grad-checkpointing", action="store_true", help="activation checkpointing")
@@ -135,8 +141,20 @@ def resume(run, model, opt, ema) -> int:
     return int(st["step"])
 
 
-def validation_sigmas(steps: int, shift: float) -> torch.Tensor:
-    return shifted_sigma(torch.linspace(1.0, 0.0, steps + 1), shift)
+def relative_error(x, x0) -> float:
+    """Squared error of the generated blocks (all but the anchor) relative to the target's."""
+    return float(((x - x0)[:, :, 1:] ** 2).mean() / (x0[:, :, 1:] ** 2).mean())
+
+
+def baselines(samples) -> dict:
+    """What the trivial answers score on the held-out samples: copying the reference (Stage II
+    as a plain upscaler) and repeating the anchor (a static video). A model worth using beats
+    both."""
+    n = max(len(samples), 1)
+    return {"val_copy_reference": sum(relative_error(s["reference"][None], s["x0"][None])
+                                      for s in samples) / n,
+            "val_static_anchor": sum(relative_error(s["x0"][None, :, :1].expand_as(s["x0"][None]),
+                                                    s["x0"][None]) for s in samples) / n}
 
 
 @torch.no_grad()
@@ -150,10 +168,10 @@ def validate(model, samples, args, device) -> float:
         g = torch.Generator().manual_seed(args.seed + 10_000 + k)
         noise = torch.randn(x0.shape, generator=g).to(device)
         out = sample_csg(diffusers_wan_denoiser(model, s["context"][None].to(device)), noise,
-                         validation_sigmas(args.val_steps, args.shift).to(device),
+                         flow_sigmas(args.val_steps, args.shift).to(device),
                          anchor=x0[:, :, :1], reference=s["reference"][None].to(device),
                          m=args.val_m, n=args.val_n, mode="swifti2v", rope=args.rope)
-        errs.append(float(((out - x0)[:, :, 1:] ** 2).mean() / (x0[:, :, 1:] ** 2).mean()))
+        errs.append(relative_error(out.float(), x0))
     model.train()
     return sum(errs) / max(len(errs), 1)
 
@@ -179,7 +197,7 @@ def train_step(model, opt, ema: dict, velocity, data, order, step: int, args, de
         loss, _ = csg_training_loss(
             velocity, s["x0"][None].to(device), s["reference"][None].to(device),
             s["context"][None].to(device), step_generator(args.seed, i, rank),
-            rope=args.rope, pairs=args.pairs, shift=args.shift)
+            rope=args.rope, pairs=args.pairs, shift=args.shift, weighting=args.weighting)
         (loss / args.grad_accum).backward()
         total += loss.detach() / args.grad_accum
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
@@ -243,7 +261,7 @@ def train(args) -> None:
     velocity = diffusers_wan_velocity(model)
     log = RunLog(args, rank, step)
     if step == 0 and args.val_every and val_files:
-        log.write({"step": 0, "val_error": validate(model, val, args, device)})
+        log.write({"step": 0, "val_error": validate(model, val, args, device), **baselines(val)})
     while step < args.steps:
         entry = train_step(model, opt, ema, velocity, data, order, step, args, device, rank, world)
         step += 1

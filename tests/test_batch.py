@@ -153,32 +153,35 @@ def test_patch_for_data_row(tmp_path):
     (tmp_path / "rows.csv").write_text("video,caption,seed,clips,synthesize\nv.mp4,waves,5,2,0\n"
                                        "w.mp4,rain,,,\n")
     r1, r2 = read_rows(tmp_path / "rows.csv", data=True)
-    defaults = {"start": 4, "stride": 10, "clips": 7, "frame_step": 2, "synthesize": True}
+    defaults = {"start": 4, "stride": 10, "clips": 7, "frame_step": 2,
+                "synthesize_fraction": 0.7}
     wf = patch_for_data_row(DATA_API, r1, "swifti2v/v.mp4", "data/v", defaults)
     clips = next(n for n in wf.values() if n["class_type"] == "SwiftI2VLoadClips")["inputs"]
     assert (clips["video"], clips["start"], clips["stride"], clips["max_clips"],
             clips["frame_step"]) == ("swifti2v/v.mp4", 4, 10, 2, 2)   # row column over default
     tr = next(n for n in wf.values() if n["class_type"] == "SwiftI2VStageTransition")["inputs"]
-    assert tr["seed"] == 5 and tr["synthesize"] is False
+    assert tr["seed"] == 5 and tr["synthesize_fraction"] == 0.0    # the row's 0: no clip
     writer = next(n for n in wf.values() if n["class_type"] == "SwiftI2VSampleWriter")["inputs"]
     assert writer["folder"] == "data/v"
     assert next(n for n in wf.values() if n["_meta"]["title"] == "Positive Prompt")[
         "inputs"]["text"] == "waves"
     wf2 = patch_for_data_row(DATA_API, r2, "w.mp4", "data/w", {})
     tr2 = next(n for n in wf2.values() if n["class_type"] == "SwiftI2VStageTransition")["inputs"]
-    assert tr2["synthesize"] is True and tr2["seed"] == 42          # the workflow's own
+    assert tr2["synthesize_fraction"] == 0.5 and tr2["seed"] == 42   # the workflow's own
+    wf3 = patch_for_data_row(DATA_API, r2, "w.mp4", "data/w", defaults)
+    tr3 = next(n for n in wf3.values() if n["class_type"] == "SwiftI2VStageTransition")["inputs"]
+    assert tr3["synthesize_fraction"] == 0.7                          # --plain-fraction 0.3
     assert DATA_API == json.loads((ROOT / "workflows" / "api" /
                                    "swifti2v_training_data_api.json").read_text())   # not mutated
 
 
-def test_plain_fraction_is_stable_and_about_right():
-    from swift_batch.__main__ import plain
-    from swift_batch.rows import Row
-    rows = [Row(i, None, "c", name=f"video_{i}") for i in range(2000)]
-    picks = [plain(r, 0.3) for r in rows]
-    assert picks == [plain(r, 0.3) for r in rows]
-    assert 0.25 < sum(picks) / len(picks) < 0.35
-    assert plain(rows[0], None) is None and not any(plain(r, 0.0) for r in rows)
+def test_plain_fraction_must_be_a_share():
+    from swift_batch.__main__ import parse_args
+    assert parse_args(["--rows", "r.csv", "--out", "o", "--plain-fraction", "0.3"]
+                      ).plain_fraction == 0.3
+    for bad in ("1.5", "-0.1", "half"):
+        with pytest.raises(SystemExit):
+            parse_args(["--rows", "r.csv", "--out", "o", "--plain-fraction", bad])
 
 
 def test_default_workflows_are_the_bundled_api_files():

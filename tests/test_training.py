@@ -80,6 +80,32 @@ def test_training_loss_sees_the_window_and_is_reproducible():
     assert torch.count_nonzero(seen[0][1][:, :len(win.segment.context)]) == 0
 
 
+def test_bell_weighting_is_diffsynth_studios_and_keeps_the_loss_scale():
+    from swift_core.schedule import bell_weight, shifted_sigma
+    # DiffSynth-Studio: over its 1000 training timesteps t (shifted sigma x 1000), the weight is
+    # exp(-2 ((t - 500) / 1000)^2) minus its minimum, scaled to sum to 1000
+    t = shifted_sigma(torch.linspace(1.0, 0.0, 1001)[:-1].double(), 5.0) * 1000
+    y = torch.exp(-2 * ((t - 500) / 1000) ** 2)
+    want = (y - y.min()) * (1000 / (y - y.min()).sum())
+    got = bell_weight(t / 1000, 5.0)
+    assert torch.allclose(got, want, rtol=2e-3, atol=2e-3)
+    assert float(bell_weight(torch.tensor([0.5]))) > 1 > float(bell_weight(torch.tensor([0.95])))
+    x0, ref = latents()
+
+    def velocity(x, sigma, *, reference, positions, context):
+        return torch.zeros_like(x)
+
+    plain, win = csg_training_loss(velocity, x0, ref, torch.zeros(1, 4, 8),
+                                   torch.Generator().manual_seed(5))
+    weighted, _ = csg_training_loss(velocity, x0, ref, torch.zeros(1, 4, 8),
+                                    torch.Generator().manual_seed(5), weighting="bell")
+    sigma = win.sigma[0, -1]
+    assert torch.allclose(weighted, plain * bell_weight(sigma[None])[0], rtol=1e-5)
+    with pytest.raises(ValueError, match="weighting='linear'"):
+        csg_training_loss(velocity, x0, ref, torch.zeros(1, 4, 8),
+                          torch.Generator().manual_seed(5), weighting="linear")
+
+
 def test_widened_model_equals_the_base_whatever_the_reference():
     base = load_wan("tiny", seed=4).eval()
     wide = widen_patch_embedding(copy.deepcopy(base)).eval()

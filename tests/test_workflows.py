@@ -133,6 +133,25 @@ def test_the_templates_take_the_streaming_path(api):
         t for k, t in types.items() if api[k]["inputs"].get("samples") == [s2, 0]}
 
 
+def test_stage2_samples_on_the_trained_shift(api):
+    """Core's ModelSamplingSD3 sets Stage II's shift to the one training uses by default (ComfyUI
+    would give the file Wan 2.1's 8.0): the Stage II model goes through it and nothing else."""
+    from swift_core.schedule import WAN_SHIFT
+    (s2,) = [v for v in api.values() if v["class_type"] == "SwiftI2VStage2Sampler"]
+    shift = api[s2["inputs"]["model"][0]]
+    assert shift["class_type"] == "ModelSamplingSD3" and shift["inputs"]["shift"] == WAN_SHIFT
+    assert api[shift["inputs"]["model"][0]]["class_type"] == "UNETLoader"
+
+
+def test_training_data_workflow_gives_each_clip_its_noise_and_kind():
+    wf = json.loads((WF / "api" / "swifti2v_training_data_api.json").read_text())
+    (clips,) = [k for k, v in wf.items() if v["class_type"] == "SwiftI2VLoadClips"]
+    (tr,) = [v["inputs"] for v in wf.values() if v["class_type"] == "SwiftI2VStageTransition"]
+    assert tr["name"] == [clips, 2] and tr["start"] == [clips, 1]
+    assert (tr["strength"], tr["strength_reading"], tr["steps"], tr["synthesize_fraction"]) == (
+        0.1, "before_shift", 1, 0.5)
+
+
 def test_paper_defaults_and_model_links(ui, api, name):
     s2 = next(v for v in api.values() if v["class_type"] == "SwiftI2VStage2Sampler")["inputs"]
     assert (s2["steps"], s2["cfg"], s2["m"], s2["n"], s2["mode"]) == (4, 1.0, 3, 1, "auto")

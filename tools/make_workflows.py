@@ -14,6 +14,8 @@ import json
 import uuid
 from pathlib import Path
 
+from swift_core.schedule import WAN_SHIFT
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = json.loads((ROOT / "tests" / "data" / "node_schemas.json").read_text())
 OUT = ROOT / "workflows"
@@ -138,6 +140,9 @@ def stage2_nodes(s2x: int, low_res: tuple, image: tuple, prompts: tuple, size_fr
         node(11, "UNETLoader", [s2x, 80], [380, 82], {"unet_name": MODELS["stage2"][0],
                                                       "weight_dtype": "default"},
              title="Load Stage II model (Wan 2.2 TI2V 5B or SwiftI2V)", model="stage2"),
+        node(18, "ModelSamplingSD3", [s2x + 20, 580], [340, 58], {"shift": WAN_SHIFT},
+             {"model": (11, 0)},
+             title="Stage II shift (as trained: the export's swifti2v.shift)"),
         node(12, "VAELoader", [s2x, 200], [380, 58], {"vae_name": MODELS["vae2"][0]},
              title="Load Stage II VAE (Wan 2.2)", model="vae2"),
         node(13, "SwiftI2VHybridReference", [s2x, 300], [380, 260],
@@ -148,7 +153,7 @@ def stage2_nodes(s2x: int, low_res: tuple, image: tuple, prompts: tuple, size_fr
              {"seed": 42, "steps": 4, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple",
               "m": 3, "n": 1, "rope": "window", "mode": "auto", "denoise": 0.6,
               "frame_rate": 16.0, "tile_size": 1024, "overlap": 64, "color_match": "off"},
-             {"model": (11, 0), "positive": pos, "negative": neg, "reference": (13, 0),
+             {"model": (18, 0), "positive": pos, "negative": neg, "reference": (13, 0),
               "vae": (12, 0)},
              title="CSG Stage II Sampler (streams the video while it runs)"),
         node(17, "SaveVideo", [2340, 80], [560, 560],
@@ -265,11 +270,12 @@ def graph_training_data() -> list[dict]:
         node(9, "CLIPVisionEncode", [460, 860], [300, 78], {"crop": "none"},
              {"clip_vision": (5, 0), "image": (31, 0)}),
         node(32, "SwiftI2VStageTransition", [940, 80], [400, 460],
-             {"width": 2560, "height": 1408, "crop": "center", "strength": 0.1, "steps": 1,
-              "synthesize": True, "seed": 42, "cfg": 1.0, "sampler_name": "euler",
-              "scheduler": "simple"},
+             {"width": 2560, "height": 1408, "crop": "center", "strength": 0.1,
+              "strength_reading": "before_shift", "steps": 1, "synthesize_fraction": 0.5,
+              "seed": 42, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple"},
              {"model": (2, 0), "positive": (7, 0), "negative": (8, 0), "vae": (3, 0),
-              "clip": (30, 0), "clip_vision_output": (9, 0)}, title="Stage Transition"),
+              "clip": (30, 0), "clip_vision_output": (9, 0), "name": (30, 2), "start": (30, 1)},
+             title="Stage Transition"),
         node(33, "SwiftI2VSampleWriter", [1400, 80], [400, 420],
              {"crop": "center", "folder": "swifti2v_data", "dtype": "bfloat16",
               "tile_size": 1024, "overlap": 64, "blocks_per_chunk": 2},

@@ -6,6 +6,7 @@ import comfy.samplers
 import latent_preview
 from comfy_extras.nodes_wan import WanImageToVideo
 
+from ...swift_core.rules import SwiftInputError
 from ...swift_core.transition import transition_sigmas
 
 
@@ -30,14 +31,31 @@ def ksample(model, latent, positive, negative, seed: int, steps: int, cfg: float
                                disable_pbar=True, seed=seed)
 
 
-def stage_transition(model, latent, positive, negative, seed: int, steps: int, cfg: float,
-                     sampler_name: str, scheduler: str, strength: float):
-    """Eq. 12 through core sampling: ``latent`` (the encoded clip) noised to ``strength`` with the
-    seed's noise and denoised over the model's own ``steps``-step schedule scaled to start there
-    (the schedule core's KSampler would use; ``strength`` 1 is exactly Stage I from noise)."""
+def flow_shift(model) -> float:
+    """The timestep shift of the model's sampling (after any ModelSamplingSD3 patch)."""
+    ms = model.get_model_object("model_sampling")
+    shift = getattr(ms, "shift", None)
+    if not isinstance(shift, (int, float)) or shift <= 0:
+        raise SwiftInputError(f"model: its sampling ({type(ms).__name__}) has no flow shift; the "
+                              "Stage Transition's strength_reading=before_shift needs a flow "
+                              "model such as Wan 2.1 I2V (or use raw_sigma)")
+    return float(shift)
+
+
+def transition_schedule(model, steps: int, sampler_name: str, scheduler: str, strength: float,
+                        reading: str):
+    """The model's own ``steps``-step schedule (the one core's KSampler would use) brought to
+    start at ``strength`` read by ``reading`` (swift_core.transition)."""
     sigmas = comfy.samplers.KSampler(model, steps, model.load_device, sampler_name, scheduler,
                                      1.0, model_options=model.model_options).sigmas
-    sigmas = transition_sigmas(sigmas.cpu().float(), strength)
+    shift = flow_shift(model) if reading == "before_shift" else 1.0
+    return transition_sigmas(sigmas.cpu().float(), strength, shift, reading)
+
+
+def stage_transition(model, latent, positive, negative, seed: int, cfg: float,
+                     sampler_name: str, sigmas):
+    """Eq. 12 through core sampling: ``latent`` (the encoded clip) noised to ``sigmas[0]`` with
+    the seed's noise and denoised over ``sigmas`` (:func:`transition_schedule`)."""
     latent = comfy.sample.fix_empty_latent_channels(model, latent)
     noise = comfy.sample.prepare_noise(latent, seed)
     callback = latent_preview.prepare_callback(model, len(sigmas) - 1)

@@ -60,7 +60,8 @@ def pipeline(*, stage2="stage2_48", mode="auto", rope="window", cfg2=1.0, steps2
 
 
 def data_pipeline(*, video="panned.mp4", length=17, start=0, stride=0, max_clips=1, width=96,
-                  height=64, strength=0.1, steps=1, synthesize=True, seed=7, folder="data",
+                  height=64, strength=0.1, steps=1, synthesize_fraction=1.0, seed=7,
+                  strength_reading="before_shift", folder="data",
                   dtype="float32", save_name=None, stage1_compare=False):
     """Training data: Load Clips -> Stage Transition -> Sample Writer (tiny models)."""
     g = {
@@ -76,8 +77,10 @@ def data_pipeline(*, video="panned.mp4", length=17, start=0, stride=0, max_clips
         "21": {"class_type": "SwiftI2VStageTransition", "inputs": {
             "model": ["1", 0], "positive": ["5", 0], "negative": ["6", 0], "vae": ["3", 0],
             "clip": ["20", 0], "width": width, "height": height, "crop": "center",
-            "strength": strength, "steps": steps, "synthesize": synthesize, "seed": seed,
-            "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple"}},
+            "strength": strength, "strength_reading": strength_reading, "steps": steps,
+            "synthesize_fraction": synthesize_fraction, "seed": seed, "cfg": 1.0,
+            "sampler_name": "euler", "scheduler": "simple", "name": ["20", 2],
+            "start": ["20", 1]}},
         "22": {"class_type": "SwiftI2VSampleWriter", "inputs": {
             "clip": ["20", 0], "low_res": ["21", 0], "positive": ["5", 0], "vae": ["4", 0],
             "width": ["21", 1], "height": ["21", 2], "crop": "center", "info": ["21", 3],

@@ -7,6 +7,7 @@ from safetensors.torch import load_file
 
 from swift_batch.client import PromptError, output_files
 from swift_core.samples import read_sample
+from swift_core.transition import clip_seed, clip_synthesized
 
 from swift_testing.comfy_host.clips import panned_video
 from swift_testing.comfy_host.graphs import data_pipeline
@@ -36,7 +37,8 @@ def test_sample_file(client, server, videos):
     assert tuple(s.x0.shape) == (48, 5, 4, 6) and tuple(s.reference.shape) == (48, 5, 4, 6)
     assert tuple(s.context.shape) == (512, 4096)
     assert s.meta["width"] == "96" and s.meta["height"] == "64" and s.meta["frames"] == "17"
-    assert s.meta["strength"] == "0.1" and s.meta["steps"] == "1" and s.meta["seed"] == "7"
+    assert s.meta["strength"] == "0.1" and s.meta["steps"] == "1"
+    assert s.meta["seed"] == str(clip_seed(7, "panned", 0))         # the clip's own noise
     assert s.meta["synthesized"] == "true" and s.meta["source"] == "panned"
     assert s.meta["start"] == "0" and s.meta["pack_version"] and s.meta["dtype"] == "float32"
     assert s.meta["latent_space"] == "wan22-normalized"
@@ -47,9 +49,34 @@ def test_sample_file(client, server, videos):
     assert leftovers == ["panned_000000.safetensors"]            # no temp file left
 
 
+def test_strength_starts_at_the_sigma_the_docs_state(client, server, videos):
+    """s = 0.1 read before the shift: the Stage I model (ComfyUI's Wan 2.1 default, shift 8) is
+    first called at sigma 8 * 0.1 / (1 + 7 * 0.1) = 0.471 (docs/training.md's table), and the
+    sample records it; raw_sigma starts at 0.1 itself."""
+    for reading, want in (("before_shift", 0.8 / 1.7), ("raw_sigma", 0.1)):
+        g = data_pipeline(folder=f"data/sigma_{reading}", strength_reading=reading)
+        g["30"] = {"class_type": "SwiftTestRecordModel", "inputs": {"model": ["1", 0],
+                                                                    "tag": f"t_{reading}"}}
+        g["21"]["inputs"]["model"] = ["30", 0]
+        g["31"] = {"class_type": "SwiftTestSaveRecords", "inputs": {
+            "model": ["1", 0], "latent": ["32", 0], "tag": f"t_{reading}"}}
+        g["32"] = {"class_type": "VAEEncode", "inputs": {      # after the transition has run
+            "pixels": ["21", 0], "vae": ["3", 0]}}
+        client.run(g, timeout=900)
+        rec = saved(server, f"t_{reading}")
+        first = [float(rec[k].max()) / 1000 for k in sorted(rec) if k.startswith("t_")]
+        assert len(first) == 1 and abs(first[0] - want) < 1e-4, (reading, first)   # k = 1
+        s = read_sample(str(server.output / "data" / f"sigma_{reading}" /
+                            "panned_000000.safetensors"))
+        assert abs(float(s.meta["start_sigma"]) - want) < 1e-6
+        assert s.meta["strength_reading"] == reading and s.meta["strength"] == "0.1"
+
+
 def test_strength_one_is_plain_stage1(client, server, videos):
-    client.run(data_pipeline(strength=1.0, steps=2, save_name="s1", stage1_compare=True,
-                             folder="data/s1"), timeout=900)
+    g = data_pipeline(strength=1.0, steps=2, save_name="s1", stage1_compare=True,
+                      folder="data/s1")
+    g["10"]["inputs"]["seed"] = clip_seed(7, "panned", 0)      # the clip's noise
+    client.run(g, timeout=900)
     t = saved(server, "s1")
     assert t["images"].shape == t["images_b"].shape == (17, 16, 32, 3)
     assert torch.equal(t["images"], t["images_b"])
@@ -57,19 +84,20 @@ def test_strength_one_is_plain_stage1(client, server, videos):
 
 def test_smaller_strength_stays_closer_to_the_clip(client, server, videos):
     """PSNR to the downsampled clip as the Stage I VAE gives it back (the tiny VAE is random, so
-    its round trip is where s -> 0 leads): s = 0.1 is closer than s = 0.7, same seed."""
-    plain = data_pipeline(save_name="psnr_plain", folder="data/plain", synthesize=False)
+    its round trip is where s -> 0 leads): s = 0.01 (sigma 0.075 with the Wan 2.1 file's shift 8)
+    is closer than s = 0.7 (sigma 0.949), same seed."""
+    plain = data_pipeline(save_name="psnr_plain", folder="data/plain", synthesize_fraction=0.0)
     plain["24"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["21", 0], "vae": ["3", 0]}}
     plain["25"] = {"class_type": "VAEDecode", "inputs": {"samples": ["24", 0], "vae": ["3", 0]}}
     plain["15"]["inputs"]["images_b"] = ["25", 0]
     client.run(plain, timeout=900)
     target = saved(server, "psnr_plain")["images_b"]
     out = {}
-    for s in (0.1, 0.7):
+    for s in (0.01, 0.7):
         client.run(data_pipeline(save_name=f"psnr_{s}", folder=f"data/{s}", strength=s),
                    timeout=900)
         out[s] = psnr(saved(server, f"psnr_{s}")["images"], target)
-    assert out[0.1] > out[0.7] + 1.0, out         # measured: 12.8 vs 10.1 dB
+    assert out[0.01] > out[0.7] + 1.0, out
     s = read_sample(str(server.output / "data" / "plain" / "panned_000000.safetensors"))
     assert s.meta["synthesized"] == "false" and s.meta["steps"] == "0"
 
@@ -117,7 +145,7 @@ def bad_file(server):
 CASES = [
     ("length not 4k+1", dict(length=16), "length=16: must be 4k+1", "validation"),
     ("video shorter than length", dict(length=21),
-     "video: 17 frames; a clip of length=21 from start=0 needs at least 21", "20"),
+     "video='panned.mp4': 17 frames; a clip of length=21 from start=0 needs at least 21", "20"),
     ("strength 0", dict(strength=0.0), "strength=0.0: must be in (0, 1]", "validation"),
     ("strength above 1", dict(strength=1.5), "strength=1.5", "validation"),
     ("k below 1", dict(steps=0), "steps", "validation"),
@@ -162,34 +190,52 @@ def test_clip_frame_count_not_4k1(client):
 
 
 def test_batch_client_makes_data_over_a_csv_and_resumes(server, tmp_path, capsys):
+    """Two videos, three clips: each clip has its own noise (seed from seed, video, start), the
+    synthesized/plain mix is drawn per clip (--plain-fraction 0.76: walk_0 and cat_8 synthesized,
+    cat_0 plain, by the stable hash), a re-run skips finished videos, and a run into another
+    folder that makes ComfyUI compute everything again gives byte-identical files."""
     from swift_batch.__main__ import main as batch_main
     from swift_testing.comfy_host.graphs import TINY, tiny_api_workflow
     photo = server.input / "astronaut.png"
     panned_video(photo, tmp_path / "walk.mp4", frames=17)
     panned_video(server.input / "chelsea.png", tmp_path / "cat.mp4", frames=26, step=3)
-    (tmp_path / "rows.csv").write_text("video,caption,clips\nwalk.mp4,an astronaut,\n"
-                                       "cat.mp4,a cat,2\n")
+    (tmp_path / "rows.csv").write_text("video,caption\nwalk.mp4,an astronaut\ncat.mp4,a cat\n")
+
+    def args(out, clips):
+        return ["--data", "--rows", str(tmp_path / "rows.csv"), "--out", str(out),
+                "--server", server.url,
+                "--workflow", str(tiny_api_workflow(tmp_path / "wf.json", "swifti2v_training_data")),
+                "--no-progress", "--stride", "8", "--clips", str(clips), "--plain-fraction", "0.76",
+                "--set", f"1.unet_name={TINY['stage1']}",
+                "--set", "2.lora_name=tiny_lightx2v_lora.safetensors",
+                "--set", f"3.vae_name={TINY['vae1']}", "--set", f"12.vae_name={TINY['vae2']}",
+                "--set", "30.length=17", "--set", "Stage Transition.width=96",
+                "--set", "Stage Transition.height=64", "--timeout", "900"]
+
     out = tmp_path / "data"
-    args = ["--data", "--rows", str(tmp_path / "rows.csv"), "--out", str(out),
-            "--server", server.url, "--workflow", str(tiny_api_workflow(tmp_path / "wf.json", "swifti2v_training_data")),
-            "--no-progress", "--stride", "8",
-            "--set", f"1.unet_name={TINY['stage1']}",
-            "--set", "2.lora_name=tiny_lightx2v_lora.safetensors",
-            "--set", f"3.vae_name={TINY['vae1']}", "--set", f"12.vae_name={TINY['vae2']}",
-            "--set", "30.length=17", "--set", "Stage Transition.width=96",
-            "--set", "Stage Transition.height=64", "--timeout", "900"]
-    assert batch_main(args) == 0, capsys.readouterr().err
-    got = {p.parent.name: [] for p in out.glob("*/*.safetensors")}
-    for p in sorted(out.glob("*/*.safetensors")):
-        got[p.parent.name].append(p.name)
-        assert tuple(read_sample(str(p)).x0.shape) == (48, 5, 4, 6)
-    assert got == {"walk": ["walk_000000.safetensors"],
-                   "cat": ["cat_000000.safetensors", "cat_000008.safetensors"]}
-    stamps = {str(p): p.stat().st_mtime_ns for p in out.glob("*/*.safetensors")}
+    assert batch_main(args(out, 2)) == 0, capsys.readouterr().err
+    files = sorted(out.glob("*/*.safetensors"))
+    assert [f"{p.parent.name}/{p.name}" for p in files] == [
+        "cat/cat_000000.safetensors", "cat/cat_000008.safetensors", "walk/walk_000000.safetensors"]
+    metas = {p.stem: read_sample(str(p)).meta for p in files}
+    for stem, meta in metas.items():
+        video, start = stem.rsplit("_", 1)
+        synthesized = clip_synthesized(0.24, video, int(start))
+        assert meta["seed"] == str(clip_seed(42, video, int(start))), stem
+        assert meta["synthesized"] == str(synthesized).lower(), stem
+        assert meta["steps"] == ("1" if synthesized else "0"), stem
+    assert len({m["seed"] for m in metas.values()}) == 3                  # three noises
+    assert [metas[k]["synthesized"] for k in ("walk_000000", "cat_000000", "cat_000008")] == [
+        "true", "false", "true"]                                          # mixed within a video
+    stamps = {str(p): p.stat().st_mtime_ns for p in files}
     capsys.readouterr()
-    assert batch_main(args) == 0
+    assert batch_main(args(out, 2)) == 0
     assert "2 row(s) already done, skipped: walk, cat" in capsys.readouterr().err
     assert {str(p): p.stat().st_mtime_ns for p in out.glob("*/*.safetensors")} == stamps
+    again = tmp_path / "again"                 # max_clips 3 (still 2 fit): no cached node result
+    assert batch_main(args(again, 3)) == 0
+    for p in files:
+        assert (again / p.parent.name / p.name).read_bytes() == p.read_bytes(), p.name
     # the samples ComfyUI wrote are what the trainer reads: two steps of swift_train on them
     from swift_testing.train_data import torchrun
     torchrun(1, "--data", out, "--out", tmp_path / "run", "--steps", 2, "--save-every", 2,

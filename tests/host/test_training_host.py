@@ -48,9 +48,16 @@ def test_exported_weights_compute_the_same_in_comfyui(tmp_path):
 
 
 def test_trained_and_exported_model_runs_in_the_bundled_workflow(server, models, tmp_path, capsys):
+    """Trained with shift 3 (not the default, so the plumbing shows), exported, and sampled by the
+    bundled workflow with its ModelSamplingSD3 set to the export's swifti2v.shift: the sigmas
+    Stage II's model is called at are the training schedule's (flow_sigmas) at the same steps."""
+    import json
+    import torch
+    from safetensors import safe_open
+    from swift_core.schedule import flow_sigmas
     make_dataset(tmp_path / "samples", count=3)
     torchrun(1, "--data", tmp_path / "samples", "--out", tmp_path / "run", "--steps", 2,
-             "--save-every", 2, "--precision", "fp32", "--no-progress")
+             "--save-every", 2, "--precision", "fp32", "--no-progress", "--shift", 3)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     name = f"swifti2v_trained_{os.getpid()}.safetensors"
     target = Path(models) / "diffusion_models" / name
@@ -58,6 +65,17 @@ def test_trained_and_exported_model_runs_in_the_bundled_workflow(server, models,
                           str(tmp_path / "run"), "--out", str(target), "--dtype", "fp16"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert exp.returncode == 0, exp.stderr[-3000:]
+    with safe_open(str(target), "pt") as f:
+        shift = f.metadata()["swifti2v.shift"]
+    assert shift == "3" and "set ModelSamplingSD3's shift to 3" in exp.stdout
+    wf = json.loads(tiny_api_workflow(tmp_path / "wf.json").read_text())
+    assert wf["18"]["class_type"] == "ModelSamplingSD3" and wf["14"]["inputs"]["model"] == ["18", 0]
+    wf["31"] = {"class_type": "SwiftTestRecordModel", "inputs": {"model": ["18", 0],
+                                                                 "tag": "shift_rec"}}
+    wf["14"]["inputs"]["model"] = ["31", 0]
+    wf["32"] = {"class_type": "SwiftTestSaveRecords", "inputs": {
+        "model": ["18", 0], "latent": ["14", 0], "tag": "shift_rec"}}
+    (tmp_path / "wf.json").write_text(json.dumps(wf))
     try:
         (tmp_path / "rows.csv").write_text("image,prompt,seed,width,height,frames\n"
                                            "astronaut.png,an astronaut waves,1,64,64,9\n")
@@ -65,7 +83,8 @@ def test_trained_and_exported_model_runs_in_the_bundled_workflow(server, models,
         shutil.copy(server.input / "astronaut.png", tmp_path / "astronaut.png")
         out = tmp_path / "videos"
         args = ["--rows", str(tmp_path / "rows.csv"), "--out", str(out), "--server", server.url,
-                "--workflow", str(tiny_api_workflow(tmp_path / "wf.json")), "--no-progress",
+                "--workflow", str(tmp_path / "wf.json"), "--no-progress",
+                "--set", f"18.shift={shift}",
                 "--set", f"1.unet_name={TINY['stage1']}",
                 "--set", "2.lora_name=tiny_lightx2v_lora.safetensors",
                 "--set", f"3.vae_name={TINY['vae1']}", "--set", f"12.vae_name={TINY['vae2']}",
@@ -78,5 +97,11 @@ def test_trained_and_exported_model_runs_in_the_bundled_workflow(server, models,
         assert len(frames) == 9 and (frames[0].width, frames[0].height) == (64, 64)
         log = server.log_text()
         assert "unet unexpected" not in log and "unet missing" not in log, log[-3000:]
+        from safetensors.torch import load_file
+        rec = load_file(str(server.output / "swifti2v_test" / "shift_rec.safetensors"))
+        used = sorted({round(float(rec[k].max()) / 1000, 5) for k in rec if k.startswith("t_")},
+                      reverse=True)
+        want = [round(float(v), 5) for v in flow_sigmas(2, 3.0)[:-1]]
+        assert used == want, (used, want)                    # [1.0, 0.75]; ComfyUI's 8: 0.889
     finally:
         target.unlink(missing_ok=True)
