@@ -12,7 +12,9 @@ if ComfyExtension is not None:
     from .nodes import NODES
 
     class SwiftI2VExtension(ComfyExtension):
-        async def get_node_list(self):
+        async def get_node_list(self):       # at start-up, in every ComfyUI version
+            from .nodes.bridge import work_dir
+            work_dir.sweep_at_start()
             return list(NODES)
 
     async def comfy_entrypoint() -> "SwiftI2VExtension":

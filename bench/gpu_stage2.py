@@ -126,7 +126,8 @@ class ComfyStage2:
         stream = None
         if self.vae is not None:
             stream = self.host.streaming.SegmentStreamer(
-                self.vae, reference.shape[3], reference.shape[4], 16.0, tile_px=self.tile * 16,
+                self.vae, reference.shape[3], reference.shape[4], 16.0,
+                1 + 4 * (reference.shape[2] - 1), tile_px=self.tile * 16,
                 name="bench_stage2", with_models=[self.model])
             stream.add(reference[:, :, :1])
 

@@ -71,10 +71,10 @@ def run(frames: int, streaming: bool) -> dict:
         warm = graph(frames, streaming)
         warm["12"]["inputs"]["steps"] = 1
         client.run(warm, timeout=1800)
-        temp = srv.workdir / "temp" / "temp"
+        work = srv.output / ".swifti2v_work"            # this process's folder under it
         # the growing file (*.part.mp4), and the same file once renamed when complete
         pattern = "swifti2v_stage2_*.mp4" if streaming else "swifti2v_decoder_*.mp4"
-        old = set(temp.glob(pattern))
+        old = set(work.glob(f"*/{pattern}"))
         first_segment = 1 + 4 * M
         marks, done = {}, threading.Event()
 
@@ -84,7 +84,7 @@ def run(frames: int, streaming: bool) -> dict:
 
         def poll():
             while not done.is_set():
-                for p in set(temp.glob(pattern)) - old:
+                for p in set(work.glob(f"*/{pattern}")) - old:
                     if "first" not in marks and frames_in(p) >= first_segment:
                         marks["first"] = time.monotonic()
                 time.sleep(0.02)

@@ -81,7 +81,7 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
             advice="turn return_frames off (the video file is still written), or decode fewer "
                    "blocks_per_step")
         stream = streaming.SegmentStreamer(
-            vae, lh, lw, frame_rate, tile_px=tile_size, overlap_px=overlap,
+            vae, lh, lw, frame_rate, num_frames, tile_px=tile_size, overlap_px=overlap,
             color_match=color_match, color_reference=image,
             filename_prefix=filename_prefix if save_video else None, name="swifti2v_decoder")
         kept = []

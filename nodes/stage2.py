@@ -1,7 +1,7 @@
 """SwiftI2V CSG Stage II Sampler: 2K re-synthesis, segment by segment (paper Sec. 3.2)."""
 from comfy_api.latest import io
 
-from ..swift_core import plan_segments
+from ..swift_core import block_frame_range, plan_segments
 from ..swift_core.rules import (COLOR_MATCH, MODE_CHOICES, ROPE_MODES, check_denoise, check_m,
                                 check_n)
 from .bridge import checks, csg, fits, progress, streaming
@@ -103,6 +103,7 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
         stream = None
         if vae is not None:         # decode each segment as soon as it is final
             stream = streaming.SegmentStreamer(vae, ref.shape[3], ref.shape[4], frame_rate,
+                                               block_frame_range(ref.shape[2] - 1)[1],
                                                tile_px=tile_size, overlap_px=overlap,
                                                color_match=color_match,
                                                name="swifti2v_stage2", with_models=[model])

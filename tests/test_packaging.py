@@ -59,8 +59,9 @@ def test_requirements_are_runtime_only():
     for f in list((ROOT / "nodes").rglob("*.py")) + list((ROOT / "swift_core").rglob("*.py")):
         runtime |= imports(f)
     assert set(reqs) <= runtime
-    # the standard library, and what ComfyUI itself brings (torch; PyAV for its video nodes)
-    stdlib_or_host = COMFY_MODULES | {"torch", "av", "PIL"} | set(sys.stdlib_module_names)
+    # the standard library, and what ComfyUI itself brings (torch; PyAV for its video nodes;
+    # psutil, which ComfyUI requires: the pack also works without it)
+    stdlib_or_host = COMFY_MODULES | {"torch", "av", "PIL", "psutil"} | set(sys.stdlib_module_names)
     assert runtime - stdlib_or_host <= set(reqs), runtime - stdlib_or_host
 
 

@@ -3,8 +3,9 @@
 The mp4 is fragmented at every frame and flushed packet by packet, with x264's ``zerolatency``
 tuning (no frames held back): each finished segment is readable from the file at once, while the
 run goes on; every segment starts on a keyframe, so a reader can seek to it. It is written
-under a temporary name and renamed when complete; ``abort()`` removes it, so a cancelled run
-leaves no file under a final name and no temp file behind.
+under a temporary name in this process's work folder (``work_dir``: no other ComfyUI instance's
+start-up removes it) and moved to its final name when complete; ``abort()`` removes it, so a
+cancelled run leaves no file under a final name and no temp file behind.
 """
 from __future__ import annotations
 
@@ -19,13 +20,24 @@ from av.video.frame import PictureType
 import folder_paths
 from comfy_api.latest import InputImpl
 
+from . import disk, work_dir
+
 MP4_OPTIONS = {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"}
+#: Room asked of the disk per pixel of the video (x264 at crf 17 stays well below 2 bits per
+#: pixel on detailed 2K frames), plus a fixed margin.
+BYTES_PER_PIXEL = 0.25
+MARGIN = 64 * 2**20
+
+
+def video_bytes(frames: int, width: int, height: int) -> int:
+    return int(frames * width * height * BYTES_PER_PIXEL) + MARGIN
 
 
 class VideoFileWriter:
     def __init__(self, final_path: str, width: int, height: int, fps: float, crf: int = 17):
         self.final = final_path
-        self.temp = f"{final_path[:-4]}.{uuid.uuid4().hex[:8]}.part.mp4"
+        stem = os.path.basename(final_path)[:-4]
+        self.temp = str(work_dir.own_folder() / f"{stem}.{uuid.uuid4().hex[:8]}.part.mp4")
         self.container = av.open(self.temp, mode="w", format="mp4", options=dict(MP4_OPTIONS))
         self.stream = self.container.add_stream("libx264",
                                                 rate=Fraction(fps).limit_denominator(1000))
@@ -49,8 +61,7 @@ class VideoFileWriter:
         for pkt in self.stream.encode():
             self.container.mux(pkt)
         self.container.close()
-        os.replace(self.temp, self.final)
-        return self.final
+        return disk.move_into(self.temp, self.final)
 
     def abort(self) -> None:
         try:
@@ -61,9 +72,10 @@ class VideoFileWriter:
             os.remove(self.temp)
 
 
-def output_writer(filename_prefix: str, width: int, height: int, fps: float):
+def output_writer(filename_prefix: str, width: int, height: int, fps: float, frames: int):
     """A writer into ComfyUI's output folder, named the way ComfyUI names saved files, and the
-    ``ui`` entry that shows it."""
+    ``ui`` entry that shows it; refused first if the disk cannot take ``frames`` frames."""
+    disk.check_space(work_dir.own_folder(), video_bytes(frames, width, height), "save_video")
     folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
         filename_prefix, folder_paths.get_output_directory(), width, height)
     final_name = f"{name}_{counter:05}_.mp4"
@@ -72,12 +84,13 @@ def output_writer(filename_prefix: str, width: int, height: int, fps: float):
                     "format": "video/h264-mp4"}
 
 
-def temp_writer(width: int, height: int, fps: float, name: str = "swifti2v"):
-    """A writer into ComfyUI's temp folder, for a VIDEO that core's Save Video then names."""
-    folder = folder_paths.get_temp_directory()
-    os.makedirs(folder, exist_ok=True)
-    return VideoFileWriter(os.path.join(folder, f"{name}_{uuid.uuid4().hex[:12]}.mp4"), width,
-                           height, fps)
+def temp_writer(width: int, height: int, fps: float, frames: int, name: str = "swifti2v"):
+    """A writer into this process's work folder, for a VIDEO that core's Save Video then copies
+    (the file lives as long as the process, like ComfyUI's temp files)."""
+    folder = work_dir.own_folder()
+    disk.check_space(folder, 2 * video_bytes(frames, width, height), name)  # + Save Video's copy
+    return VideoFileWriter(str(folder / f"{name}_{uuid.uuid4().hex[:12]}.mp4"), width, height,
+                           fps)
 
 
 def video(path: str):

@@ -79,7 +79,9 @@ def comfy_sampling_names() -> tuple[list[str], list[str]]:
 
 
 class ComfyServer:
-    def __init__(self, workdir: Path, models: Path, extra_args=()):
+    def __init__(self, workdir: Path, models: Path, extra_args=(), log_name: str = "server.log"):
+        """A ComfyUI on ``workdir``'s folders; another one on the same ``workdir`` (another port,
+        its own ``log_name``) is a second instance of the same install."""
         self.comfy = comfyui_path()
         self.workdir = Path(workdir)
         self.port = free_port()
@@ -108,7 +110,7 @@ class ComfyServer:
                      "--preview-method", "latent2rgb",
                      "--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_NAME,
                      TEST_NODES.name, *extra_args]
-        self.log_path = self.workdir / "server.log"
+        self.log_path = self.workdir / log_name
         self.proc = None
 
     def start(self, timeout: float = 180.0) -> "ComfyServer":
@@ -134,6 +136,12 @@ class ComfyServer:
     def version(self) -> str:
         return requests.get(self.url + "/system_stats", timeout=5).json()["system"].get(
             "comfyui_version", "?")
+
+    def kill(self) -> None:
+        """As the kernel's OOM killer would: no clean-up in the process."""
+        self.proc.kill()
+        self.proc.wait(20)
+        self.log.close()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -1,5 +1,6 @@
 """Stage II streams its video: each segment decoded as soon as it is final and appended to a file
-in ComfyUI's temp folder, which core's Save Video then names and keeps."""
+in the pack's work folder of this ComfyUI process (``<output>/.swifti2v_work/<process>/``), which
+core's Save Video then names and keeps."""
 import threading
 import time
 
@@ -41,14 +42,17 @@ def luma_psnr(a, b):
     return 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
 
 
+WORK = ".swifti2v_work"
+
+
 def test_video_grows_while_stage2_runs_and_equals_the_decoder(client, server):
-    temp = server.workdir / "temp" / "temp"          # ComfyUI: <--temp-directory>/temp
-    before = set(temp.glob("swifti2v_*"))
+    work = server.output / WORK
+    before = set(work.glob("*/swifti2v_*"))
     seen, done = [], threading.Event()
 
     def poll():
         while not done.is_set():
-            for p in set(temp.glob("swifti2v_stage2_*.part.mp4")) - before:
+            for p in set(work.glob("*/swifti2v_stage2_*.part.mp4")) - before:
                 size = p.stat().st_size if p.exists() else 0
                 seen.append((p.name, size, len(decodable_frames(p)), time.monotonic()))
             time.sleep(0.05)
@@ -66,7 +70,7 @@ def test_video_grows_while_stage2_runs_and_equals_the_decoder(client, server):
     assert len(set(sizes)) >= 3 and sizes == sorted(sizes), sizes   # it grew, step by step
     # frames of the first segment (frame 0 + 3 blocks = 13 frames) were readable mid-run
     assert max(f for _, _, f, _ in seen) >= 13
-    assert not list(temp.glob("swifti2v_*.part.mp4"))          # renamed when complete
+    assert not list(work.glob("*/swifti2v_*.part.mp4"))         # renamed when complete
     (video,) = [f for f in output_files(entry) if f["filename"].endswith(".mp4")
                 and f["subfolder"] == "stream"]
     frames = decodable_frames(server.output / video["subfolder"] / video["filename"])
@@ -82,8 +86,8 @@ def test_video_grows_while_stage2_runs_and_equals_the_decoder(client, server):
 
 
 def test_cancel_while_streaming_leaves_no_file(client, server):
-    temp = server.workdir / "temp" / "temp"          # ComfyUI: <--temp-directory>/temp
-    before = set(temp.glob("swifti2v_*"))
+    work = server.output / WORK
+    before = set(work.glob("*/swifti2v_*"))
     fired = threading.Event()
 
     def on_event(kind, data):
@@ -95,7 +99,7 @@ def test_cancel_while_streaming_leaves_no_file(client, server):
     with pytest.raises(PromptError, match="interrupted"):
         client.run(stream_graph("stream_cancel", steps2=100), on_event=on_event, timeout=900)
     assert fired.is_set()
-    assert set(temp.glob("swifti2v_*")) == before                    # no temp file behind
+    assert set(work.glob("*/swifti2v_*")) == before                  # no temp file behind
     folder = server.output / "stream_cancel"
     assert not folder.exists() or list(folder.iterdir()) == []       # nothing under a final name
 

@@ -167,6 +167,46 @@ class SwiftTestChangeVAEProtocol:
         return (new,)
 
 
+class SwiftTestHoldVAE:
+    """A copy of a VAE whose decoder, from its ``after``-th call on, waits while the file ``hold``
+    exists: a test holds a run with part of its video on disk, then lets it finish. Signature and
+    results are the decoder's own."""
+    CATEGORY = "SwiftI2V/test"
+    RETURN_TYPES = ("VAE",)
+    FUNCTION = "hold"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"vae": ("VAE",), "hold": ("STRING", {"default": ""}),
+                             "after": ("INT", {"default": 2, "min": 0, "max": 10_000})}}
+
+    @classmethod
+    def IS_CHANGED(cls, **_):
+        return float("nan")                 # a fresh copy (and call count) every run
+
+    def hold(self, vae, hold, after):
+        import copy
+        import functools
+        import time
+        new = copy.copy(vae)
+        net = copy.copy(vae.first_stage_model)
+        net._modules = dict(net._modules)
+        decoder = copy.copy(net.decoder)
+        orig, calls = decoder.forward, [0]
+
+        @functools.wraps(orig)
+        def forward(*args, **kwargs):
+            calls[0] += 1
+            while calls[0] > after and os.path.exists(hold):
+                time.sleep(0.05)
+            return orig(*args, **kwargs)
+
+        decoder.forward = forward
+        net.decoder = decoder
+        new.first_stage_model = net
+        return (new,)
+
+
 def direct_denoiser(model, context):
     """A swift_core denoiser that calls ComfyUI's Wan diffusion model directly: per-frame
     timesteps, the reference concatenated, RoPE positions gathered from the model's own
@@ -223,6 +263,7 @@ class SwiftTestReferenceCSG:
 
 
 NODE_CLASS_MAPPINGS = {"SwiftTestChangeVAEProtocol": SwiftTestChangeVAEProtocol,
+                       "SwiftTestHoldVAE": SwiftTestHoldVAE,
                        "SwiftTestRecordModel": SwiftTestRecordModel,
                        "SwiftTestSaveRecords": SwiftTestSaveRecords,
                        "SwiftTestReferenceCSG": SwiftTestReferenceCSG,
