@@ -20,7 +20,9 @@ def config_from_state_dict(sd: dict) -> dict:
     """A diffusers config from the shapes of a diffusers-layout Wan state dict."""
     dim, in_ch = sd["patch_embedding.weight"].shape[:2]
     layers = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
-    return dict(patch_size=(1, 2, 2), num_attention_heads=dim // HEAD_DIM,
+    image = sd.get("condition_embedder.image_embedder.ff.net.0.proj.weight")
+    i2v = {} if image is None else dict(image_dim=int(image.shape[1]), added_kv_proj_dim=int(dim))
+    return dict(**i2v, patch_size=(1, 2, 2), num_attention_heads=dim // HEAD_DIM,
                 attention_head_dim=HEAD_DIM, in_channels=int(in_ch),
                 out_channels=int(sd["proj_out.weight"].shape[0]) // 4,
                 text_dim=int(sd["condition_embedder.text_embedder.linear_1.weight"].shape[1]),
@@ -53,13 +55,22 @@ def tiny_config(in_channels: int = 48, text_dim: int = 4096, layers: int = 2) ->
                 qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
 
 
-def load_wan(base: str, dtype=torch.float32, seed: int = 0):
-    """The base model: ``tiny`` (random, seeded), a diffusers folder, or a single safetensors
-    file (ComfyUI's repackaged wan2.2_ti2v_5B_fp16.safetensors, or diffusers keys)."""
+def tiny_i2v_config(layers: int = 2) -> dict:
+    """A tiny Wan 2.1 I2V (36 input channels: latent + mask + image latent; CLIP vision)."""
+    return dict(patch_size=(1, 2, 2), num_attention_heads=1, attention_head_dim=HEAD_DIM,
+                in_channels=36, out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=256,
+                num_layers=layers, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                eps=1e-6, image_dim=1280, added_kv_proj_dim=HEAD_DIM, rope_max_seq_len=1024)
+
+
+def load_wan(base: str, dtype=torch.float32, seed: int = 0, tiny: dict | None = None):
+    """The base model: ``tiny`` (random, seeded; ``tiny`` config, Wan 2.2 TI2V's by default), a
+    diffusers folder, or a single safetensors file (ComfyUI's repackaged Wan files, or diffusers
+    keys)."""
     cls = _wan_class()
     if base == "tiny":
         torch.manual_seed(seed)
-        model = cls(**tiny_config())
+        model = cls(**(tiny or tiny_config()))
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():              # diffusers zero-initialises some projections
             for p in model.parameters():
@@ -80,7 +91,16 @@ def load_wan(base: str, dtype=torch.float32, seed: int = 0):
     with torch.device("meta"):
         model = cls(**config_from_state_dict(sd))
     model.load_state_dict(sd, strict=True, assign=True)
+    rope_tables(model)
     return model.to(dtype)
+
+
+def rope_tables(model) -> None:
+    """RoPE's tables are buffers the file does not hold: made on the CPU, not left on meta."""
+    if any(b.is_meta for b in model.rope.buffers()):
+        from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
+        c = model.config
+        model.rope = WanRotaryPosEmbed(c.attention_head_dim, c.patch_size, c.rope_max_seq_len)
 
 
 def widen_patch_embedding(model, extra: int = 48):

@@ -148,6 +148,9 @@ def test_export_then_reimport_gives_identical_tensors(tmp_path):
     again = load_wan(path)
     assert torch.equal(again.state_dict()["patch_embedding.weight"], sd["patch_embedding.weight"])
     assert len(to_comfy(sd)) == len(sd)
+    # RoPE's tables (not in the file) are real, and those of a model built in memory
+    assert not any(b.is_meta for b in again.buffers())
+    assert torch.equal(again.rope.freqs_cos, model.rope.freqs_cos)
 
 
 def test_base_from_a_diffusers_folder(tmp_path):
