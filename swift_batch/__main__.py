@@ -26,12 +26,14 @@ import threading
 from pathlib import Path
 
 from .client import ComfyClient, ComfyError, ServerUnreachable, output_files
-from .patch import WorkflowError, apply_sets, patch_for_data_row, patch_for_row
+from .patch import (WorkflowError, add_stage1_lora, apply_sets, patch_for_data_row,
+                    patch_for_row)
 from .rows import Row, RowError, check_image, check_video, read_rows
 
 API_DIR = Path(__file__).resolve().parents[1] / "workflows" / "api"
 DEFAULT_WORKFLOW = API_DIR / "swifti2v_2k_api.json"
 DATA_WORKFLOW = API_DIR / "swifti2v_training_data_api.json"
+STAGE1_DATA_WORKFLOW = API_DIR / "swifti2v_stage1_data_api.json"
 
 
 def fraction(text: str) -> float:
@@ -56,6 +58,10 @@ def parse_args(argv=None):
                          "swifti2v_training_data_api.json with --data)")
     ap.add_argument("--data", action="store_true",
                     help="training data: rows of video, caption; samples to OUT/<name>/")
+    ap.add_argument("--stage1", action="store_true",
+                    help="--data: samples of the Stage I 360P LoRA (swifti2v_stage1_data_api.json)")
+    ap.add_argument("--stage1-lora", default=None, metavar="FILE",
+                    help="a 360P LoRA in models/loras, loaded after the few-step LoRA")
     ap.add_argument("--start", type=int, default=None, help="--data: first frame of the first clip")
     ap.add_argument("--stride", type=int, default=None,
                     help="--data: frames between clip starts (0 = back to back)")
@@ -77,7 +83,10 @@ def parse_args(argv=None):
     ap.add_argument("--prefix", default="swifti2v_batch",
                     help="subfolder of ComfyUI's output folder for the batch's files")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.stage1 and not args.data:
+        ap.error("--stage1 makes Stage I training samples: use it with --data")
+    return args
 
 
 def usable_clients(urls: list[str], workflow: dict, log) -> list[ComfyClient]:
@@ -160,8 +169,11 @@ def done_path(args, row: Row) -> Path:
 
 
 def run_batch(args, log=print) -> dict:
-    wf_path = args.workflow or (DATA_WORKFLOW if args.data else DEFAULT_WORKFLOW)
-    workflow = apply_sets(json.loads(wf_path.read_text()), args.set)
+    bundled = (STAGE1_DATA_WORKFLOW if args.stage1 else DATA_WORKFLOW) if args.data \
+        else DEFAULT_WORKFLOW
+    workflow = apply_sets(json.loads((args.workflow or bundled).read_text()), args.set)
+    if args.stage1_lora:
+        workflow = add_stage1_lora(workflow, args.stage1_lora)
     rows = read_rows(args.rows, args.images, data=args.data)
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {"done": [], "skipped": [], "failed": []}

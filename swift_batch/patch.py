@@ -9,6 +9,8 @@ from .rows import Row
 SAMPLERS = ("SwiftI2VStage1Sampler", "SwiftI2VStage2Sampler")
 SIZED = ("SwiftI2VStage1Sampler", "SwiftI2VHybridReference")
 SAVERS = ("SaveVideo", "SwiftI2VSegmentDecoder")
+WRITERS = ("SwiftI2VSampleWriter", "SwiftI2VStage1SampleWriter")
+FEW_STEP_LORA = "LightX2V 4-step LoRA"
 
 
 class WorkflowError(ValueError):
@@ -46,6 +48,24 @@ def apply_sets(workflow: dict, sets: list[str]) -> dict:
         except json.JSONDecodeError:
             val = value
         wf[node_ref(wf, ref)]["inputs"][key] = val
+    return wf
+
+
+def add_stage1_lora(workflow: dict, lora_name: str, after: str = FEW_STEP_LORA) -> dict:
+    """The 360P LoRA (core's LoraLoaderModelOnly, strength 1) after the node titled ``after``:
+    every model input that took that node's output takes the new loader's."""
+    wf = copy.deepcopy(workflow)
+    ids = find(wf, title=after)
+    if len(ids) != 1:
+        raise WorkflowError(f"--stage1-lora: the workflow has no single node titled {after!r} to "
+                            "put the 360P LoRA after")
+    new = str(max(int(k) for k in wf if k.isdigit()) + 1)
+    for n in wf.values():
+        for key, value in n["inputs"].items():
+            if value == [ids[0], 0]:
+                n["inputs"][key] = [new, 0]
+    wf[new] = {"class_type": "LoraLoaderModelOnly", "_meta": {"title": "360P LoRA"},
+               "inputs": {"lora_name": lora_name, "strength_model": 1.0, "model": [ids[0], 0]}}
     return wf
 
 
@@ -110,10 +130,11 @@ def patch_for_data_row(workflow: dict, row: Row, video_name: str, folder: str,
             wf[k]["inputs"]["synthesize_fraction"] = 1.0 if row.synthesize else 0.0
         elif defaults.get("synthesize_fraction") is not None:
             wf[k]["inputs"]["synthesize_fraction"] = float(defaults["synthesize_fraction"])
+    for k in find(wf, class_type=("SwiftI2VStageTransition", "SwiftI2VStage1SampleWriter")):
         for key in ("width", "height"):
             if getattr(row, key) is not None:
                 wf[k]["inputs"][key] = getattr(row, key)
-    writers = find(wf, class_type="SwiftI2VSampleWriter")
+    writers = find(wf, class_type=WRITERS)
     if not writers:
         raise WorkflowError("workflow: no SwiftI2V Training Sample Writer node")
     for k in writers:

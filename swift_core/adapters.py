@@ -73,3 +73,18 @@ def diffusers_wan_denoiser(model, encoder_hidden_states, *, timestep_scale: floa
         return flow_denoised(x, v, sigma)
 
     return denoise
+
+
+def diffusers_wan_i2v_velocity(model, *, timestep_scale: float = 1000.0):
+    """``velocity(x, sigma, *, concat, context, image)`` of a diffusers Wan 2.1 I2V
+    ``WanTransformer3DModel``: the noisy latent and the image-to-video condition concatenated on
+    the channel axis (36 channels), one timestep per sample, the caption and CLIP vision states."""
+    dtype = next(p for p in model.parameters()).dtype
+
+    def velocity(x, sigma, *, concat, context, image=None):
+        inp = torch.cat([x, concat.to(x.dtype)], dim=1).to(dtype)
+        return model(inp, sigma.to(dtype) * timestep_scale, context.to(dtype),
+                     encoder_hidden_states_image=None if image is None else image.to(dtype),
+                     return_dict=False)[0]
+
+    return velocity

@@ -68,8 +68,6 @@ def check_tensors(x0, reference, context, width: int, height: int, frames: int,
 def write_sample(path: str, x0, reference, context, meta: dict,
                  dtype: str = "bfloat16") -> str:
     """Write one sample atomically (temporary name, then rename); returns ``path``."""
-    from safetensors.torch import save_file
-
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r}: must be one of {list(DTYPES)}")
     info = {**{k: str(v) for k, v in meta.items()}, "format": FORMAT, "version": VERSION,
@@ -82,6 +80,12 @@ def write_sample(path: str, x0, reference, context, meta: dict,
     tensors = {"x0": x0.to(DTYPES[dtype]).contiguous().cpu(),
                "reference": reference.to(DTYPES[dtype]).contiguous().cpu(),
                "context": context.contiguous().cpu()}
+    return save_atomic(path, tensors, info)
+
+
+def save_atomic(path: str, tensors: dict, info: dict) -> str:
+    """A safetensors file written under a temporary name, then renamed: never half a file."""
+    from safetensors.torch import save_file
     tmp = f"{path}.{uuid.uuid4().hex[:8]}.part"
     try:
         save_file(tensors, tmp, metadata=info)
@@ -92,37 +96,49 @@ def write_sample(path: str, x0, reference, context, meta: dict,
     return path
 
 
-def read_sample(path: str) -> Sample:
-    """Read and check one sample; a wrong, truncated or foreign file raises ValueError naming it."""
+def open_checked(path: str, fmt: str, version: str, keys, required_meta, latent_space: str,
+                 optional=(), what: str = "training sample") -> tuple[dict, dict]:
+    """The tensors ``keys`` (and those of ``optional`` present) and the metadata of a sample file
+    of format ``fmt``; a wrong, truncated or foreign file raises ValueError naming it."""
     from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
-            keys = set(f.keys())
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"{path}: not a SwiftI2V training sample (metadata format="
-                                 f"{meta.get('format')!r}, expected {FORMAT!r})")
-            if meta.get("version") != VERSION:
+            found = set(f.keys())
+            if meta.get("format") != fmt:
+                raise ValueError(f"{path}: not a SwiftI2V {what} (metadata format="
+                                 f"{meta.get('format')!r}, expected {fmt!r})")
+            if meta.get("version") != version:
                 raise ValueError(f"{path}: sample format version {meta.get('version')!r}; this "
-                                 f"reader knows version {VERSION}")
-            if meta.get("latent_space", LATENT_SPACE) != LATENT_SPACE:
+                                 f"reader knows version {version}")
+            if meta.get("latent_space", latent_space) != latent_space:
                 raise ValueError(f"{path}: latents in space {meta.get('latent_space')!r}; the "
-                                 f"trainer needs {LATENT_SPACE!r}")
-            missing = [k for k in ("x0", "reference", "context") if k not in keys]
-            missing += [k for k in REQUIRED_META if k not in meta]
+                                 f"trainer needs {latent_space!r}")
+            missing = [k for k in keys if k not in found]
+            missing += [k for k in required_meta if k not in meta]
             if missing:
                 raise ValueError(f"{path}: missing {missing}")
-            tensors = {k: f.get_tensor(k) for k in ("x0", "reference", "context")}
+            tensors = {k: f.get_tensor(k) for k in (*keys, *optional) if k in found}
     except ValueError:
         raise
     except Exception as e:                # safetensors' own errors (truncated header or data)
         raise ValueError(f"{path}: cannot be read as a safetensors sample "
                          f"({type(e).__name__}: {e})") from None
+    return tensors, meta
+
+
+def size_meta(path: str, meta: dict) -> tuple[int, int, int]:
     try:
-        width, height, frames = int(meta["width"]), int(meta["height"]), int(meta["frames"])
+        return int(meta["width"]), int(meta["height"]), int(meta["frames"])
     except ValueError:
         raise ValueError(f"{path}: width/height/frames metadata are not whole numbers") from None
+
+
+def read_sample(path: str) -> Sample:
+    """Read and check one sample; a wrong, truncated or foreign file raises ValueError naming it."""
+    tensors, meta = open_checked(path, FORMAT, VERSION, ("x0", "reference", "context"),
+                                 REQUIRED_META, LATENT_SPACE)
+    width, height, frames = size_meta(path, meta)
     check_tensors(tensors["x0"], tensors["reference"], tensors["context"], width, height, frames,
                   str(path))
     return Sample(tensors["x0"], tensors["reference"], tensors["context"], meta)

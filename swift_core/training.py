@@ -111,3 +111,34 @@ def csg_training_loss(velocity: Callable, x0: torch.Tensor, reference: Optional[
                  context=context)
     weight = bell_weight(sigma, shift).to(x0.device) if weighting == "bell" else None
     return masked_velocity_loss(v, win, weight), win
+
+
+def i2v_training_loss(velocity: Callable, x0: torch.Tensor, concat: torch.Tensor,
+                      context: torch.Tensor, image: Optional[torch.Tensor],
+                      gen: torch.Generator, *, shift: float = WAN_SHIFT,
+                      weighting: str = "none"):
+    """One flow-matching step of the Stage I LoRA (Wan 2.1 I2V): the whole clip's latent ``x0``
+    [B, 16, T', h, w] noised at one sigma drawn from the shifted distribution, the velocity
+    ``e - x0`` as target on every block, the condition ``concat`` as given; returns (loss, sigma)."""
+    check_option(weighting, "weighting", WEIGHTINGS)
+    sigma = draw_sigma(gen, x0.shape[0], shift)
+    noise = torch.randn(x0.shape, generator=gen).to(x0.device, x0.dtype)
+    s = sigma.to(x0.device, x0.dtype).view(-1, 1, 1, 1, 1)
+    v = velocity(flow_noised(noise, x0, s), sigma.to(x0.device), concat=concat, context=context,
+                 image=image)
+    err = ((v.float() - (noise - x0).float()) ** 2).flatten(1).mean(1)
+    if weighting == "bell":
+        err = err * bell_weight(sigma, shift).to(err.device)
+    return err.mean(), sigma
+
+
+def i2v_x0_error(velocity: Callable, x0, concat, context, image, sigmas, noise) -> float:
+    """Held-out error of a Stage I model: at each of ``sigmas`` (fixed), the relative squared error
+    of its x0 estimate ``x_t - sigma v`` to the clip's latent."""
+    errs = []
+    for sig in sigmas:
+        s = torch.full((x0.shape[0],), float(sig), device=x0.device)
+        x_t = flow_noised(noise, x0, float(sig))
+        v = velocity(x_t, s, concat=concat, context=context, image=image).float()
+        errs.append(float(((x_t - float(sig) * v - x0) ** 2).mean() / (x0 ** 2).mean()))
+    return sum(errs) / len(errs)

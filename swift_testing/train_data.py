@@ -96,3 +96,45 @@ def make_dataset(folder: Path, count: int = 6, frames: int = 17, size: int = 64,
         write_sample(str(path), encode(clip), encode(ref), context, meta, dtype="float32")
         out.append(path)
     return out
+
+
+def encode21(frames: torch.Tensor) -> torch.Tensor:
+    """A fixed linear stand-in of the Wan 2.1 VAE: [F, h, w, 3] -> [16, T', h/8, w/8]."""
+    x = frames.permute(3, 0, 1, 2)
+    blocks = [x[:, :1].mean(1)] + [x[:, i:i + 4].mean(1) for i in range(1, x.shape[1], 4)]
+    x = F.pixel_unshuffle(torch.stack(blocks, 1).transpose(0, 1), 8)   # [T', 192, h/8, w/8]
+    proj = torch.randn(16, 192, generator=torch.Generator().manual_seed(321)) / 192 ** 0.5
+    return torch.einsum("oc,tchw->othw", proj, x) * 4
+
+
+def make_stage1_dataset(folder: Path, count: int = 6, frames: int = 17, size: int = 32,
+                        target: int = 128) -> list[Path]:
+    """Stage I samples of clips panned over the photo, at ``size`` (the Stage I size of a
+    ``target`` x ``target`` video), with the image-to-video condition laid out as ComfyUI's Wan
+    2.1 model builds it: 4 mask channels (1 on the first latent block), then the latent of the
+    first frame followed by grey frames."""
+    from swift_core.stage1_samples import write_stage1_sample
+    folder.mkdir(parents=True, exist_ok=True)
+    img = torch.nn.functional.interpolate(photo().permute(2, 0, 1)[None], scale_factor=0.5,
+                                          mode="area")[0].permute(1, 2, 0)       # 96 x 96
+    out = []
+    for k in range(count):
+        dx, dy = 1 + k % 2, (k % 2) * 2 - 1
+        x0, y0 = (5 + 7 * k) % (img.shape[1] - size - dx * (frames - 1)), 20 + (3 * k) % 20
+        clip = torch.stack([img[y0 + i * dy:y0 + i * dy + size, x0 + i * dx:x0 + i * dx + size]
+                            for i in range(frames)])
+        first = torch.cat([clip[:1], torch.full_like(clip[1:], 0.5)])
+        latent = encode21(clip)
+        mask = torch.zeros(4, *latent.shape[1:])
+        mask[:, 0] = 1
+        g = torch.Generator().manual_seed(k)
+        meta = {"width": size, "height": size, "target_width": target, "target_height": target,
+                "frames": frames, "source": f"astronaut_{k}", "start": 0,
+                "pack_version": "test"}
+        path = folder / f"astronaut_{k}_000000.safetensors"
+        # the lengths Wan 2.1 I2V takes: umt5's 512 tokens, CLIP vision's 257
+        write_stage1_sample(str(path), latent, torch.cat([mask, encode21(first)]),
+                            torch.randn(512, 4096, generator=g).bfloat16(),
+                            torch.randn(257, 1280, generator=g).bfloat16(), meta, dtype="float32")
+        out.append(path)
+    return out

@@ -24,6 +24,7 @@ RENAMES = (
     ("condition_embedder.text_embedder.linear_2", "text_embedding.2"),
     ("condition_embedder.time_proj", "time_projection.1"),
     ("attn1.", "self_attn."), ("attn2.", "cross_attn."),
+    (".add_k_proj.", ".k_img."), (".add_v_proj.", ".v_img."), (".norm_added_k.", ".norm_k_img."),
     (".to_out.0.", ".o."), (".to_q.", ".q."), (".to_k.", ".k."), (".to_v.", ".v."),
     ("ffn.net.0.proj", "ffn.0"), ("ffn.net.2", "ffn.2"),
     ("proj_out.", "head.head."),

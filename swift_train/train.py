@@ -109,16 +109,20 @@ def build_model(args, device, world):
     return model.to(device)
 
 
-def state(model, opt, ema, step):
-    from torch.distributed.checkpoint.state_dict import get_state_dict
-    msd, osd = get_state_dict(model, opt)
+def state(model, opt, ema, step, trainable_only: bool = False):
+    """What a checkpoint holds: the model (only its trainable parameters for an adapter run), the
+    optimizer, the EMA and the step."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+    msd, osd = get_state_dict(model, opt,
+                              options=StateDictOptions(ignore_frozen_params=trainable_only))
     return {"model": msd, "optim": osd, "ema": ema, "step": torch.tensor(step)}
 
 
-def save(run, model, opt, ema, step, rank):
+def save(run, model, opt, ema, step, rank, trainable_only: bool = False):
     import torch.distributed.checkpoint as dcp
     name = f"step_{step:08d}"
-    dcp.save(state(model, opt, ema, step), checkpoint_id=os.path.join(run, "checkpoints", name))
+    dcp.save(state(model, opt, ema, step, trainable_only),
+             checkpoint_id=os.path.join(run, "checkpoints", name))
     dist.barrier()
     if rank == 0:
         tmp = os.path.join(run, "checkpoints", "latest.part")
@@ -128,16 +132,17 @@ def save(run, model, opt, ema, step, rank):
     dist.barrier()
 
 
-def resume(run, model, opt, ema) -> int:
+def resume(run, model, opt, ema, trainable_only: bool = False) -> int:
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import set_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
     latest = os.path.join(run, "checkpoints", "latest")
     if not os.path.exists(latest):
         return 0
     name = open(latest).read().strip()
-    st = state(model, opt, ema, 0)
+    st = state(model, opt, ema, 0, trainable_only)
     dcp.load(st, checkpoint_id=os.path.join(run, "checkpoints", name))
-    set_state_dict(model, opt, model_state_dict=st["model"], optim_state_dict=st["optim"])
+    set_state_dict(model, opt, model_state_dict=st["model"], optim_state_dict=st["optim"],
+                   options=StateDictOptions(ignore_frozen_params=trainable_only, strict=False))
     return int(st["step"])
 
 

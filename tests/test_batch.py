@@ -175,6 +175,31 @@ def test_patch_for_data_row(tmp_path):
                                    "swifti2v_training_data_api.json").read_text())   # not mutated
 
 
+def test_stage1_lora_goes_after_the_few_step_lora_everywhere_it_is_used():
+    from swift_batch.patch import add_stage1_lora
+    for name in ("swifti2v_2k_api", "swifti2v_training_data_api"):
+        wf = json.loads((ROOT / "workflows" / "api" / f"{name}.json").read_text())
+        few = next(k for k, n in wf.items() if n["_meta"]["title"] == "LightX2V 4-step LoRA")
+        users = [k for k, n in wf.items() if n["inputs"].get("model") == [few, 0]]
+        out = add_stage1_lora(wf, "mine.safetensors")
+        (new,) = set(out) - set(wf)
+        assert out[new]["inputs"] == {"lora_name": "mine.safetensors", "strength_model": 1.0,
+                                      "model": [few, 0]}
+        assert users and all(out[k]["inputs"]["model"] == [new, 0] for k in users)
+        assert "360P LoRA" not in json.dumps(wf)                       # not mutated
+    with pytest.raises(WorkflowError, match="no single node titled 'LightX2V 4-step LoRA'"):
+        add_stage1_lora({}, "mine.safetensors")
+
+
+def test_stage1_data_needs_data_and_picks_its_workflow(tmp_path, capsys):
+    from swift_batch.__main__ import STAGE1_DATA_WORKFLOW, parse_args
+    assert STAGE1_DATA_WORKFLOW == ROOT / "workflows" / "api" / "swifti2v_stage1_data_api.json"
+    with pytest.raises(SystemExit):
+        parse_args(["--rows", "r.csv", "--out", "o", "--stage1"])
+    assert "--stage1 makes Stage I training samples: use it with --data" in capsys.readouterr().err
+    assert parse_args(["--rows", "r.csv", "--out", "o", "--data", "--stage1"]).stage1
+
+
 def test_plain_fraction_must_be_a_share():
     from swift_batch.__main__ import parse_args
     assert parse_args(["--rows", "r.csv", "--out", "o", "--plain-fraction", "0.3"]

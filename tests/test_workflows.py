@@ -103,8 +103,24 @@ def test_widget_values_are_valid(ui):
                 assert e.get("min", -1e30) <= v <= e.get("max", 1e30), (n["type"], e["name"], v)
 
 
+BYPASS = 4
+
+
+def through_bypassed(ui, src, slot):
+    """The source a link really has once bypassed nodes pass their input of the same type on."""
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    while nodes[src]["mode"] == BYPASS:
+        typ = SCHEMAS[nodes[src]["type"]]["outputs"][slot]
+        inp = next(i for i in nodes[src]["inputs"] if i["type"] == typ)
+        src, slot = next((x[1], x[2]) for x in ui["links"] if x[0] == inp["link"])
+    return src, slot
+
+
 def test_ui_and_api_are_the_same_graph(ui, api):
-    nodes = {n["id"]: n for n in ui["nodes"] if n["type"] not in FRONTEND_ONLY}
+    """The API graph is the UI graph as the frontend queues it: bypassed nodes left out, their
+    input passed on."""
+    nodes = {n["id"]: n for n in ui["nodes"]
+             if n["type"] not in FRONTEND_ONLY and n["mode"] != BYPASS}
     assert set(api) == {str(i) for i in nodes}
     for i, n in nodes.items():
         a = api[str(i)]
@@ -117,7 +133,8 @@ def test_ui_and_api_are_the_same_graph(ui, api):
         for inp in n["inputs"]:
             if inp["link"] is not None:
                 lk = next(x for x in ui["links"] if x[0] == inp["link"])
-                ui_links[inp["name"]] = [str(lk[1]), lk[2]]
+                src, slot = through_bypassed(ui, lk[1], lk[2])
+                ui_links[inp["name"]] = [str(src), slot]
         assert links == ui_links
 
 
@@ -141,6 +158,26 @@ def test_stage2_samples_on_the_trained_shift(api):
     shift = api[s2["inputs"]["model"][0]]
     assert shift["class_type"] == "ModelSamplingSD3" and shift["inputs"]["shift"] == WAN_SHIFT
     assert api[shift["inputs"]["model"][0]]["class_type"] == "UNETLoader"
+
+
+def test_the_360p_lora_ships_bypassed_after_the_few_step_lora():
+    ui = json.loads((WF / "swifti2v_2k.json").read_text())
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    (lora,) = [n for n in ui["nodes"] if n["type"] == "LoraLoaderModelOnly" and n["mode"] == BYPASS]
+    assert lora["widgets_values"] == ["swifti2v_stage1_360p_lora.safetensors", 1.0]
+    src = next(x for x in ui["links"] if x[0] == lora["inputs"][0]["link"])[1]
+    assert nodes[src]["title"] == "LightX2V 4-step LoRA"
+    (s1,) = [n for n in ui["nodes"] if n["type"] == "SwiftI2VStage1Sampler"]
+    assert next(x for x in ui["links"] if x[0] == s1["inputs"][0]["link"])[1] == lora["id"]
+
+
+def test_stage1_data_workflow_writes_stage1_samples():
+    wf = json.loads((WF / "api" / "swifti2v_stage1_data_api.json").read_text())
+    (writer,) = [v["inputs"] for v in wf.values() if v["class_type"] == "SwiftI2VStage1SampleWriter"]
+    (clips,) = [k for k, v in wf.items() if v["class_type"] == "SwiftI2VLoadClips"]
+    assert (writer["width"], writer["height"]) == (2560, 1408)
+    assert writer["name"] == [clips, 2] and writer["start"] == [clips, 1]
+    assert wf[writer["model"][0]]["class_type"] == "UNETLoader"
 
 
 def test_training_data_workflow_gives_each_clip_its_noise_and_kind():
@@ -168,12 +205,14 @@ def test_paper_defaults_and_model_links(ui, api, name):
     loaders = [n for n in ui["nodes"] if n["type"] in
                ("UNETLoader", "LoraLoaderModelOnly", "VAELoader", "CLIPLoader", "CLIPVisionLoader")]
     names = set()
-    for n in loaders:
+    (note,) = [n for n in ui["nodes"] if n["type"] == "MarkdownNote"]
+    for n in [n for n in loaders if n["mode"] == BYPASS]:     # the user's own file: no link
+        assert "models" not in n["properties"] and n["widgets_values"][0] in note["widgets_values"][0]
+    for n in [n for n in loaders if n["mode"] != BYPASS]:
         (m,) = n["properties"]["models"]
         assert m["url"].startswith("https://huggingface.co/") and m["url"].endswith(m["name"])
         assert m["name"] == n["widgets_values"][0] and m["directory"]
         names.add(m["name"])
-    (note,) = [n for n in ui["nodes"] if n["type"] == "MarkdownNote"]
     for m in names:                               # the note lists every model file and folder
         assert m in note["widgets_values"][0]
     assert "└── models/" in note["widgets_values"][0]

@@ -62,6 +62,12 @@ ALL_MODELS = {**MODELS, **A14B}
 STAGE1_FP16 = ("wan2.1_i2v_480p_14B_fp16.safetensors",
                f"{HF21}/diffusion_models/wan2.1_i2v_480p_14B_fp16.safetensors", "33 GB")
 
+#: the Stage I 360P LoRA the pack trains (python -m swift_train.lora): not public, so its loader
+#: ships bypassed and the API workflows leave it out (the batch client's --stage1-lora adds it)
+STAGE1_LORA = "swifti2v_stage1_360p_lora.safetensors"
+BYPASS = 4                                   # LiteGraph's node mode "bypass"
+
+
 PROMPT = ("The camera slowly pushes in; the subject moves naturally, hair and fabric sway in a "
           "light breeze; sharp, detailed, cinematic lighting.")
 NEGATIVE = ("blurry, low quality, static, frozen, flicker, distorted, deformed, watermark, text, "
@@ -92,6 +98,11 @@ def model_note(title: str, intro: str, keys: list[str]) -> str:
             "drift. For the frames as an IMAGE, add a *SwiftI2V Segment Decoder* on the latent.")
 
 
+NOTE_STAGE1_LORA = (
+    "\n\n### The 360P LoRA (optional, yours)\n\nThe paper's Stage I also loads a 360P LoRA it "
+    f"trained; it is not public. Train it with the pack (docs/training.md), put `{STAGE1_LORA}` in "
+    "`models/loras`, and un-bypass the *360P LoRA* node (select it, Ctrl+B). Until then the node "
+    "is bypassed and Stage I runs without it.")
 NOTE_2K = model_note(
     "SwiftI2V 2K image-to-video (2560x1408, 81 frames)",
     "**Stage I** (left): Wan 2.1 I2V 14B 480P + LightX2V 4-step LoRA makes a 640x352 motion "
@@ -99,7 +110,7 @@ NOTE_2K = model_note(
     "image, segment by segment (CSG: M=3 blocks per segment, N=1 previous block as context), so "
     "memory stays bounded. Type the size once, on the Stage I Sampler: the Reference Builder "
     f"takes it from there. Stage I in fp16 instead of fp8: `{STAGE1_FP16[0]}` ({STAGE1_FP16[2]}).",
-    ["stage1", "lora", "vae1", "text", "clipv", "stage2", "vae2"])
+    ["stage1", "lora", "vae1", "text", "clipv", "stage2", "vae2"]) + NOTE_STAGE1_LORA
 NOTE_A14B = model_note(
     "SwiftI2V Stage II after core's Wan 2.2 I2V A14B",
     "**Stage I** (left) is plain ComfyUI: Wan 2.2 I2V A14B with its high-noise and low-noise "
@@ -109,9 +120,10 @@ NOTE_A14B = model_note(
     ["high", "low", "lora_high", "lora_low", "vae1", "text", "stage2", "vae2"])
 
 
-def node(id, type, pos, size, widgets=None, links=None, title=None, model=None, color=None):
+def node(id, type, pos, size, widgets=None, links=None, title=None, model=None, color=None,
+         mode=0):
     return {"id": id, "type": type, "pos": pos, "size": size, "widgets": widgets or {},
-            "links": links or {}, "title": title, "model": model, "color": color}
+            "links": links or {}, "title": title, "model": model, "color": color, "mode": mode}
 
 
 def common_inputs(s1x: int, vae_y: int, clip_y: int) -> list[dict]:
@@ -171,6 +183,9 @@ def stage1_loaders(s1x: int) -> list[dict]:
         node(2, "LoraLoaderModelOnly", [s1x, 200], [380, 82],
              {"lora_name": MODELS["lora"][0], "strength_model": 1.0}, {"model": (1, 0)},
              title="LightX2V 4-step LoRA", model="lora"),
+        node(19, "LoraLoaderModelOnly", [s1x, 660], [380, 82],
+             {"lora_name": STAGE1_LORA, "strength_model": 1.0}, {"model": (2, 0)},
+             title="360P LoRA (yours: train it, then un-bypass with Ctrl+B)", mode=BYPASS),
         node(5, "CLIPVisionLoader", [s1x, 570], [380, 58], {"clip_name": MODELS["clipv"][0]},
              title="Load CLIP Vision (clip_vision_h)", model="clipv"),
     ]
@@ -186,7 +201,7 @@ def graph_2k() -> list[dict]:
         node(10, "SwiftI2VStage1Sampler", [940, 80], [400, 400],
              {"width": 2560, "height": 1408, "crop": "center", "length": 81, "seed": 42,
               "steps": 4, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple"},
-             {"model": (2, 0), "positive": (7, 0), "negative": (8, 0), "vae": (3, 0),
+             {"model": (19, 0), "positive": (7, 0), "negative": (8, 0), "vae": (3, 0),
               "image": (6, 0), "clip_vision_output": (9, 0)}),
         *stage2_nodes(s2x, (10, 0), (6, 0), ((7, 0), (8, 0)), size_from=10),
     ]
@@ -259,7 +274,7 @@ def graph_training_data() -> list[dict]:
     return [
         *stage1_loaders(s1x),
         *[n for n in common_inputs(s1x, 320, 420) if n["type"] != "LoadImage"],
-        node(12, "VAELoader", [s1x, 680], [380, 58], {"vae_name": MODELS["vae2"][0]},
+        node(12, "VAELoader", [s1x, 780], [380, 58], {"vae_name": MODELS["vae2"][0]},
              title="Load Stage II VAE (Wan 2.2)", model="vae2"),
         node(30, "SwiftI2VLoadClips", [460, 80], [340, 200],
              {"video": "clip.mp4", "length": 81, "start": 0, "stride": 0, "max_clips": 1,
@@ -273,7 +288,7 @@ def graph_training_data() -> list[dict]:
              {"width": 2560, "height": 1408, "crop": "center", "strength": 0.1,
               "strength_reading": "before_shift", "steps": 1, "synthesize_fraction": 0.5,
               "seed": 42, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple"},
-             {"model": (2, 0), "positive": (7, 0), "negative": (8, 0), "vae": (3, 0),
+             {"model": (19, 0), "positive": (7, 0), "negative": (8, 0), "vae": (3, 0),
               "clip": (30, 0), "clip_vision_output": (9, 0), "name": (30, 2), "start": (30, 1)},
              title="Stage Transition"),
         node(33, "SwiftI2VSampleWriter", [1400, 80], [400, 420],
@@ -285,8 +300,38 @@ def graph_training_data() -> list[dict]:
     ]
 
 
+def graph_stage1_data() -> list[dict]:
+    """Stage I LoRA training data (API only, for ``python -m swift_batch --data --stage1``): one
+    video's clips -> Stage I Sample Writer (the clip at the Stage I size of the 2K target)."""
+    s1x = 40
+    return [
+        node(1, "UNETLoader", [s1x, 80], [380, 82], {"unet_name": MODELS["stage1"][0],
+                                                     "weight_dtype": "default"},
+             title="Load Stage I model (Wan 2.1 I2V 14B)", model="stage1"),
+        node(5, "CLIPVisionLoader", [s1x, 570], [380, 58], {"clip_name": MODELS["clipv"][0]},
+             title="Load CLIP Vision (clip_vision_h)", model="clipv"),
+        *[n for n in common_inputs(s1x, 320, 420) if n["type"] != "LoadImage"
+          and n["title"] != "Negative Prompt"],
+        node(30, "SwiftI2VLoadClips", [460, 80], [340, 200],
+             {"video": "clip.mp4", "length": 81, "start": 0, "stride": 0, "max_clips": 1,
+              "frame_step": 1},
+             title="Load Clips"),
+        node(31, "ImageFromBatch", [460, 300], [300, 82], {"batch_index": 0, "length": 1},
+             {"image": (30, 0)}, title="First frame"),
+        node(9, "CLIPVisionEncode", [460, 860], [300, 78], {"crop": "none"},
+             {"clip_vision": (5, 0), "image": (31, 0)}),
+        node(34, "SwiftI2VStage1SampleWriter", [940, 80], [400, 360],
+             {"width": 2560, "height": 1408, "crop": "center",
+              "folder": "swifti2v_stage1_data", "dtype": "bfloat16"},
+             {"model": (1, 0), "vae": (3, 0), "positive": (7, 0), "clip": (30, 0),
+              "start": (30, 1), "name": (30, 2), "clip_vision_output": (9, 0)},
+             title="Stage I Sample Writer"),
+    ]
+
+
 #: API-only workflows (not templates): name -> graph
-API_ONLY = {"swifti2v_training_data": graph_training_data}
+API_ONLY = {"swifti2v_training_data": graph_training_data,
+            "swifti2v_stage1_data": graph_stage1_data}
 
 
 def graph() -> list[dict]:
@@ -342,7 +387,8 @@ def ui_workflow(nodes: list[dict], name: str = "swifti2v_2k", groups=None,
             if e.get("image_upload"):
                 widgets.append("image")
         entry = {"id": n["id"], "type": n["type"], "pos": n["pos"], "size": n["size"],
-                 "flags": {}, "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
+                 "flags": {}, "order": order, "mode": n["mode"], "inputs": inputs,
+                 "outputs": outputs,
                  "properties": {"Node name for S&R": n["type"]}, "widgets_values": widgets}
         if n["title"]:
             entry["title"] = n["title"]
@@ -366,11 +412,26 @@ def ui_workflow(nodes: list[dict], name: str = "swifti2v_2k", groups=None,
             "version": 0.4}
 
 
+def bypassed_source(nodes: list[dict], src: int, slot: int) -> tuple[int, int]:
+    """Where a link really comes from once bypassed nodes pass their input of the same type
+    through (what the frontend does when it makes the API prompt)."""
+    by_id = {n["id"]: n for n in nodes}
+    while by_id[src]["mode"] == BYPASS:
+        n = by_id[src]
+        typ = SCHEMAS[n["type"]]["outputs"][slot]
+        name = next(e["name"] for e in schema_inputs(n["type"]) if e["type"] == typ)
+        src, slot = n["links"][name]
+    return src, slot
+
+
 def api_workflow(nodes: list[dict]) -> dict:
     out = {}
     for n in nodes:
+        if n["mode"] == BYPASS:
+            continue
         inputs = dict(n["widgets"])
-        inputs.update({k: [str(src), slot] for k, (src, slot) in n["links"].items()})
+        inputs.update({k: [str(s), sl] for k, (src, slot) in n["links"].items()
+                       for s, sl in [bypassed_source(nodes, src, slot)]})
         out[str(n["id"])] = {"class_type": n["type"], "inputs": inputs,
                              "_meta": {"title": n["title"] or n["type"]}}
     return out

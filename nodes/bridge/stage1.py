@@ -62,3 +62,21 @@ def stage_transition(model, latent, positive, negative, seed: int, cfg: float,
     return comfy.sample.sample_custom(model, noise, cfg, comfy.samplers.sampler_object(sampler_name),
                                       sigmas, positive, negative, latent, callback=callback,
                                       disable_pbar=True, seed=seed)
+
+
+def training_tensors(model, vae, positive, frames, clip_vision_output=None):
+    """What the Stage I LoRA trains on, built by core exactly as Stage I sampling builds it: the
+    clip's latent ``x0`` and the image-to-video condition of its first frame (core's
+    WanImageToVideo, then the Wan 2.1 model's own ``concat_cond``), both in the model's input
+    space, and CLIP vision's hidden states. ``frames`` [F, h, w, 3] at the Stage I size."""
+    h, w = frames.shape[1:3]
+    pos, _, _ = stage1_conditioning(positive, positive, vae, frames[:1], w, h, frames.shape[0],
+                                    clip_vision_output)
+    cond = pos[0][1]
+    base = model.model
+    x0 = base.process_latent_in(vae.encode(frames[..., :3]).float())
+    concat = base.concat_cond(noise=x0, concat_latent_image=cond["concat_latent_image"],
+                              concat_mask=cond["concat_mask"], device=x0.device)
+    clip = cond.get("clip_vision_output")
+    image = None if clip is None else clip.penultimate_hidden_states[0]
+    return x0[0], concat[0], image
