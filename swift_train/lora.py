@@ -27,7 +27,7 @@ from swift_core.training import i2v_training_loss, i2v_x0_error
 
 from .data import Order, sample_files, split, step_generator
 from .model import load_wan, tiny_i2v_config
-from .train import RunLog, memory_gib, resume, save, setup, write_config
+from .train import RunLog, launch, memory_gib, resume, save, setup, write_config
 
 #: diffusers names of Wan's attention projections (self, text and image cross-attention) and MLP
 TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "add_v_proj", "ffn.net.0.proj",
@@ -216,13 +216,7 @@ def train(args) -> None:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        train(args)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    return 0
+    return launch(train, parse_args(argv))
 
 
 if __name__ == "__main__":

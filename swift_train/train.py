@@ -278,14 +278,18 @@ def train(args) -> None:
     log.close()
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def launch(train_fn, args) -> int:
+    """Run ``train_fn(args)`` under torchrun; the process group is closed whatever happens."""
     try:
-        train(args)
+        train_fn(args)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
     return 0
+
+
+def main(argv=None) -> int:
+    return launch(train, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -267,6 +267,20 @@ TEMPLATES = {
 }
 
 
+def clip_inputs() -> list[dict]:
+    """The training-data workflows' clips: Load Clips, and CLIP vision of each clip's frame 0."""
+    return [
+        node(30, "SwiftI2VLoadClips", [460, 80], [340, 200],
+             {"video": "clip.mp4", "length": 81, "start": 0, "stride": 0, "max_clips": 1,
+              "frame_step": 1},
+             title="Load Clips"),
+        node(31, "ImageFromBatch", [460, 300], [300, 82], {"batch_index": 0, "length": 1},
+             {"image": (30, 0)}, title="First frame"),
+        node(9, "CLIPVisionEncode", [460, 860], [300, 78], {"crop": "none"},
+             {"clip_vision": (5, 0), "image": (31, 0)}),
+    ]
+
+
 def graph_training_data() -> list[dict]:
     """Stage II training data (API only, for ``python -m swift_batch --data``): one video's clips
     -> Stage Transition (Eq. 12, s = 0.1, k = 1) -> Training Sample Writer."""
@@ -276,14 +290,7 @@ def graph_training_data() -> list[dict]:
         *[n for n in common_inputs(s1x, 320, 420) if n["type"] != "LoadImage"],
         node(12, "VAELoader", [s1x, 780], [380, 58], {"vae_name": MODELS["vae2"][0]},
              title="Load Stage II VAE (Wan 2.2)", model="vae2"),
-        node(30, "SwiftI2VLoadClips", [460, 80], [340, 200],
-             {"video": "clip.mp4", "length": 81, "start": 0, "stride": 0, "max_clips": 1,
-              "frame_step": 1},
-             title="Load Clips"),
-        node(31, "ImageFromBatch", [460, 300], [300, 82], {"batch_index": 0, "length": 1},
-             {"image": (30, 0)}, title="First frame"),
-        node(9, "CLIPVisionEncode", [460, 860], [300, 78], {"crop": "none"},
-             {"clip_vision": (5, 0), "image": (31, 0)}),
+        *clip_inputs(),
         node(32, "SwiftI2VStageTransition", [940, 80], [400, 460],
              {"width": 2560, "height": 1408, "crop": "center", "strength": 0.1,
               "strength_reading": "before_shift", "steps": 1, "synthesize_fraction": 0.5,
@@ -312,14 +319,7 @@ def graph_stage1_data() -> list[dict]:
              title="Load CLIP Vision (clip_vision_h)", model="clipv"),
         *[n for n in common_inputs(s1x, 320, 420) if n["type"] != "LoadImage"
           and n["title"] != "Negative Prompt"],
-        node(30, "SwiftI2VLoadClips", [460, 80], [340, 200],
-             {"video": "clip.mp4", "length": 81, "start": 0, "stride": 0, "max_clips": 1,
-              "frame_step": 1},
-             title="Load Clips"),
-        node(31, "ImageFromBatch", [460, 300], [300, 82], {"batch_index": 0, "length": 1},
-             {"image": (30, 0)}, title="First frame"),
-        node(9, "CLIPVisionEncode", [460, 860], [300, 78], {"crop": "none"},
-             {"clip_vision": (5, 0), "image": (31, 0)}),
+        *clip_inputs(),
         node(34, "SwiftI2VStage1SampleWriter", [940, 80], [400, 360],
              {"width": 2560, "height": 1408, "crop": "center",
               "folder": "swifti2v_stage1_data", "dtype": "bfloat16"},
