@@ -4,9 +4,11 @@
 
 rows.csv (or .jsonl): image, prompt, and optionally negative, seed, width, height, frames, name.
 Each row: the image is uploaded, the API workflow is patched (prompt, seed, size, frames, output
-prefix), queued, followed over the websocket, and its mp4 downloaded to OUT/<name>.mp4.
-A re-run skips rows whose output exists. A bad row is reported and the batch goes on.
-With several servers, each runs one row at a time and the next row goes to whichever is free.
+prefix), queued under a prompt id of its own (stable across re-runs), followed over the
+websocket, and its mp4 downloaded to OUT/<name>.mp4. A re-run skips rows whose output is
+complete and attaches to prompts an earlier run queued (swift_batch.runner). A bad row is
+reported and the batch goes on. With several servers, each runs one row at a time and the next
+row goes to whichever is free. ``--status`` prints the batch's record.
 
 Training data (Stage II): ``--data`` runs the bundled training-data workflow over rows of
 ``video, caption`` (optionally start, stride, clips, frame_step, frames, seed, synthesize): each
@@ -19,16 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
-import shutil
 import sys
-import threading
 from pathlib import Path
 
-from .client import ComfyClient, ComfyError, ServerUnreachable, output_files
-from .patch import (WorkflowError, add_stage1_lora, apply_sets, patch_for_data_row,
-                    patch_for_row)
-from .rows import Row, RowError, check_image, check_video, read_rows
+from .client import ComfyClient, ComfyError, ServerUnreachable
+from .jobs import samples_complete, video_complete
+from .patch import WorkflowError, add_stage1_lora, apply_sets
+from .rows import read_rows
+from .runner import Batch, clients_for, plan, progress_bars
+from .state import BatchState
 
 API_DIR = Path(__file__).resolve().parents[1] / "workflows" / "api"
 DEFAULT_WORKFLOW = API_DIR / "swifti2v_2k_api.json"
@@ -49,7 +50,7 @@ def fraction(text: str) -> float:
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(prog="python -m swift_batch", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", required=True, type=Path, help="CSV or JSON-lines file of rows")
+    ap.add_argument("--rows", type=Path, help="CSV or JSON-lines file of rows")
     ap.add_argument("--out", required=True, type=Path, help="folder for the finished videos")
     ap.add_argument("--server", action="append", default=[],
                     help="ComfyUI address (repeat for several); default http://127.0.0.1:8188")
@@ -83,89 +84,36 @@ def parse_args(argv=None):
     ap.add_argument("--prefix", default="swifti2v_batch",
                     help="subfolder of ComfyUI's output folder for the batch's files")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ap.add_argument("--retry-after", type=float, default=60.0,
+                    help="seconds before a row whose server went away goes to another server")
+    ap.add_argument("--status", action="store_true",
+                    help="print the batch's record in --out (row, status, server, prompt id, "
+                         "complete on disk) and exit")
+    ap.add_argument("--json", action="store_true", help="--status as JSON")
     args = ap.parse_args(argv)
+    if not args.status and args.rows is None:
+        ap.error("the following arguments are required: --rows")
     if args.stage1 and not args.data:
         ap.error("--stage1 makes Stage I training samples: use it with --data")
     return args
 
 
-def usable_clients(urls: list[str], workflow: dict, log) -> list[ComfyClient]:
-    """Servers that answer and have every node type the workflow needs."""
-    out = []
-    for url in urls:
-        c = ComfyClient(url)
+def usable_clients(urls: list[str], workflow: dict, out: Path, log) -> list[ComfyClient]:
+    """Servers that answer and have every node type the workflow needs (a server given twice
+    runs two rows at once)."""
+    found = []
+    for c in clients_for(urls, out):
         try:
             missing = c.missing_node_types(workflow)
         except ComfyError as e:
-            log(f"server {url}: {e}")
+            log(f"server {c.url}: {e}")
             continue
         if missing:
-            log(f"server {url}: missing node types {', '.join(missing)}: install the SwiftI2V pack "
-                "(and update ComfyUI) on that server; it is left out")
+            log(f"server {c.url}: missing node types {', '.join(missing)}: install the SwiftI2V "
+                "pack (and update ComfyUI) on that server; it is left out")
             continue
-        out.append(c)
-    return out
-
-
-def follow(client: ComfyClient, prompt: dict, row: Row, args, progress) -> dict:
-    """Queue ``prompt``, show its progress, return its history entry."""
-    bar = progress(row)
-
-    def on_event(kind, data):
-        if bar is not None and kind == "progress":
-            node = prompt.get(str(data.get("node")), {})
-            bar.set_description(f"{row.name}: {node.get('_meta', {}).get('title', data.get('node'))}")
-            bar.total = data.get("max") or bar.total
-            bar.n = data.get("value", 0)
-            bar.refresh()
-
-    try:
-        return client.run(prompt, on_event=on_event, timeout=args.timeout)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def run_row(client: ComfyClient, workflow: dict, row: Row, args, progress) -> Path:
-    if args.data:
-        return run_data_row(client, workflow, row, args, progress)
-    check_image(row)
-    name = client.upload_image(str(row.image))
-    prompt = patch_for_row(workflow, row, name, args.prefix)
-    entry = follow(client, prompt, row, args, progress)
-    videos = [f for f in output_files(entry) if f["filename"].lower().endswith(".mp4")]
-    if not videos:
-        raise ComfyError(f"row {row.number}: the prompt finished but wrote no mp4")
-    tmp_dir = args.out / ".incoming"
-    got = Path(client.download(videos[-1], str(tmp_dir)))
-    final = args.out / f"{row.name}.mp4"
-    got.replace(final)
-    return final
-
-
-def run_data_row(client: ComfyClient, workflow: dict, row: Row, args, progress) -> Path:
-    check_video(row)
-    name = client.upload_image(str(row.video))
-    defaults = {"start": args.start, "stride": args.stride, "clips": args.clips,
-                "frame_step": args.frame_step,
-                "synthesize_fraction": None if args.plain_fraction is None
-                else 1.0 - args.plain_fraction}
-    prompt = patch_for_data_row(workflow, row, name, f"{args.prefix}/{row.name}", defaults)
-    entry = follow(client, prompt, row, args, progress)
-    samples = [f for f in output_files(entry) if f["filename"].endswith(".safetensors")]
-    if not samples:
-        raise ComfyError(f"row {row.number}: the prompt finished but wrote no sample")
-    tmp_dir = args.out / ".incoming" / row.name
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    for f in samples:
-        client.download(f, str(tmp_dir))
-    final = args.out / row.name
-    tmp_dir.replace(final)                  # the folder appears only when complete
-    return final
-
-
-def done_path(args, row: Row) -> Path:
-    return args.out / (row.name if args.data else f"{row.name}.mp4")
+        found.append(c)
+    return found
 
 
 def run_batch(args, log=print) -> dict:
@@ -176,72 +124,62 @@ def run_batch(args, log=print) -> dict:
         workflow = add_stage1_lora(workflow, args.stage1_lora)
     rows = read_rows(args.rows, args.images, data=args.data)
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = {"done": [], "skipped": [], "failed": []}
-    todo: "queue.Queue[Row]" = queue.Queue()
-    for row in rows:
-        if isinstance(row, RowError):
-            log(f"skipping {row}")
-            summary["failed"].append(str(row))
-        elif done_path(args, row).exists():
-            summary["skipped"].append(row.name)
-        else:
-            todo.put(row)
-    if summary["skipped"]:
-        log(f"{len(summary['skipped'])} row(s) already done, skipped: "
-            f"{', '.join(summary['skipped'])}")
-    if todo.empty():
+    state = BatchState(args.out)
+    jobs, skipped, failed = plan(args, workflow, rows, state, log)
+    if skipped:
+        log(f"{len(skipped)} row(s) already done, skipped: {', '.join(skipped)}")
+    summary = {"done": [], "skipped": skipped, "failed": failed}
+    if not jobs:
         return summary
-    clients = usable_clients(args.server or ["http://127.0.0.1:8188"], workflow, log)
+    clients = usable_clients(args.server or ["http://127.0.0.1:8188"], workflow, args.out, log)
     if not clients:
         raise ServerUnreachable("no usable ComfyUI server (see the messages above)")
-    lock = threading.Lock()
-
-    def progress(row):
-        if args.no_progress:
-            return None
-        from tqdm import tqdm
-        return tqdm(total=1, desc=row.name, leave=False, file=sys.stderr)
-
-    def worker(client: ComfyClient):
-        while True:
-            try:
-                row = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                path = run_row(client, workflow, row, args, progress)
-                with lock:
-                    summary["done"].append(str(path))
-                log(f"row {row.number} ({row.name}): {path} [{client.url}]")
-            except ServerUnreachable as e:
-                todo.put(row)                      # another server may take it
-                with lock:
-                    log(f"server {client.url} went away ({e}); it takes no more rows")
-                return
-            except (ComfyError, RowError, WorkflowError, OSError) as e:
-                with lock:
-                    summary["failed"].append(f"row {row.number} ({row.name}): {e}")
-                log(f"row {row.number} ({row.name}) failed: {e}")
-
-    threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in clients]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    while not todo.empty():
-        row = todo.get_nowait()
-        summary["failed"].append(f"row {row.number} ({row.name}): no server left to run it")
+    batch = Batch(args, workflow, clients, state, log)
+    try:
+        done = batch.run(jobs, progress_bars(args))
+    except KeyboardInterrupt:
+        batch.stop.set()
+        log(batch.cancel())
+        summary["interrupted"] = True
+        return summary
+    summary["done"] = done["done"]
+    summary["failed"] += done["failed"]
     return summary
+
+
+def status(args) -> int:
+    """The batch's record beside what is on disk now (``--status``, ``--json``)."""
+    rows = []
+    for name, r in sorted(BatchState(args.out).rows.items()):
+        out = Path(r.get("output", ""))
+        on_disk = out.is_dir() and samples_complete(out) if args.data or out.is_dir() else \
+            out.is_file() and video_complete(out, None)
+        complete = bool(r.get("output")) and bool(on_disk)
+        if r.get("status") == "done" and not complete:
+            r = {**r, "status": "incomplete"}        # recorded done, since cut or removed
+        rows.append({**r, "complete_on_disk": complete})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(f"{'row':24} {'status':10} {'server':26} {'prompt id':36} complete")
+        for r in rows:
+            print(f"{r['name'][:24]:24} {r.get('status', ''):10} {str(r.get('server'))[:26]:26} "
+                  f"{r.get('prompt_id', ''):36} {'yes' if r['complete_on_disk'] else 'no'}")
+    return 0
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if args.status:
+        return status(args)
     try:
         summary = run_batch(args, log)
     except (ComfyError, WorkflowError, OSError, ValueError) as e:
         log(f"error: {e}")
         return 2
+    if summary.get("interrupted"):
+        return 130
     log(f"done {len(summary['done'])}, skipped {len(summary['skipped'])}, "
         f"failed {len(summary['failed'])}")
     for f in summary["failed"]:

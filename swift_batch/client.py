@@ -19,6 +19,10 @@ class ServerUnreachable(ComfyError):
     pass
 
 
+class PromptLost(ComfyError):
+    """The server no longer knows the prompt (restarted, or its queue was cleared)."""
+
+
 class PromptError(ComfyError):
     """ComfyUI refused the prompt (validation) or a node failed while running it."""
 
@@ -40,10 +44,13 @@ def format_node_errors(body: dict) -> str:
 
 
 class ComfyClient:
-    def __init__(self, url: str = "http://127.0.0.1:8188", timeout: float = 30.0):
+    def __init__(self, url: str = "http://127.0.0.1:8188", timeout: float = 30.0,
+                 client_id: Optional[str] = None):
+        """``client_id``: the websocket identity; a batch keeps one per output folder, so a re-run
+        receives the progress of prompts an earlier run queued."""
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.client_id = uuid.uuid4().hex
+        self.client_id = client_id or uuid.uuid4().hex
 
     # -- plain HTTP
     def _request(self, method: str, path: str, **kw) -> requests.Response:
@@ -84,8 +91,19 @@ class ComfyClient:
         info = r.json()
         return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else info["name"]
 
-    def queue(self, prompt: dict) -> str:
-        r = self._request("POST", "/prompt", json={"prompt": prompt, "client_id": self.client_id})
+    def alive(self) -> bool:
+        try:
+            return self._request("GET", "/system_stats").status_code < 400
+        except ServerUnreachable:
+            return False
+
+    def queue(self, prompt: dict, prompt_id: Optional[str] = None) -> str:
+        """Queue ``prompt`` (under ``prompt_id`` when given: ComfyUI 0.3.64 and later keep a
+        client's id); returns its id."""
+        body = {"prompt": prompt, "client_id": self.client_id}
+        if prompt_id is not None:
+            body["prompt_id"] = prompt_id
+        r = self._request("POST", "/prompt", json=body)
         if r.status_code >= 400:
             try:
                 body = r.json()
@@ -94,8 +112,30 @@ class ComfyClient:
             raise PromptError(f"ComfyUI refused the prompt: {format_node_errors(body)}", body)
         return r.json()["prompt_id"]
 
-    def interrupt(self) -> None:
-        self._request("POST", "/interrupt")
+    def interrupt(self, prompt_id: Optional[str] = None) -> None:
+        """Stop the running prompt: only ``prompt_id`` when given (never another user's)."""
+        self._request("POST", "/interrupt", json={"prompt_id": prompt_id} if prompt_id else {})
+
+    def queue_ids(self) -> tuple[list[str], list[str]]:
+        """Ids of the running and of the pending prompts."""
+        q = self._json("GET", "/queue")
+        return ([str(e[1]) for e in q.get("queue_running", [])],
+                [str(e[1]) for e in q.get("queue_pending", [])])
+
+    def delete_queued(self, prompt_ids: list[str]) -> None:
+        if prompt_ids:
+            r = self._request("POST", "/queue", json={"delete": list(prompt_ids)})
+            if r.status_code >= 400:
+                raise ComfyError(f"POST /queue delete -> HTTP {r.status_code}: {r.text[:300]}")
+
+    def locate(self, prompt_id: str) -> Optional[str]:
+        """Where ``prompt_id`` stands here: ``done``, ``failed``, ``running``, ``queued``, or
+        None when this server does not know it."""
+        entry = self.history(prompt_id)
+        if entry:
+            return "done" if succeeded(entry) else "failed"
+        running, pending = self.queue_ids()
+        return "running" if prompt_id in running else "queued" if prompt_id in pending else None
 
     def history(self, prompt_id: str) -> dict:
         return self._json("GET", f"/history/{prompt_id}").get(prompt_id, {})
@@ -123,55 +163,92 @@ class ComfyClient:
         return f"{scheme}://{u.netloc}{u.path}/ws?clientId={self.client_id}"
 
     def run(self, prompt: dict, on_event: Optional[Callable[[str, dict], None]] = None,
-            timeout: float = 3600.0, on_preview: Optional[Callable[[bytes], None]] = None) -> dict:
-        """Queue ``prompt``, follow it over the websocket, return its history entry.
+            timeout: float = 3600.0, on_preview: Optional[Callable[[bytes], None]] = None,
+            prompt_id: Optional[str] = None) -> dict:
+        """Queue ``prompt`` (as ``prompt_id`` when given), follow it, return its history entry.
 
         ``on_event(type, data)`` sees every message of this prompt (progress, executing, ...);
         ``on_preview(bytes)`` the binary preview frames (JPEG/PNG behind an 8-byte header).
         Raises PromptError when the prompt is refused, fails or is interrupted.
         """
-        import websocket  # websocket-client
-
+        ws = self._connect()
         try:
-            ws = websocket.create_connection(self.ws_url(), timeout=self.timeout)
+            return self._follow(ws, self.queue(prompt, prompt_id), on_event, timeout, on_preview)
+        finally:
+            ws.close()
+
+    def wait(self, prompt_id: str, on_event: Optional[Callable[[str, dict], None]] = None,
+             timeout: float = 3600.0) -> dict:
+        """Follow a prompt already queued (by this client or an earlier run of it) to its end."""
+        ws = self._connect()
+        try:
+            return self._follow(ws, prompt_id, on_event, timeout, None)
+        finally:
+            ws.close()
+
+    def _connect(self):
+        import websocket  # websocket-client
+        try:
+            return websocket.create_connection(self.ws_url(), timeout=self.timeout)
         except (OSError, websocket.WebSocketException) as e:
             raise ServerUnreachable(f"cannot open ComfyUI's websocket at {self.ws_url()} "
                                     f"({type(e).__name__})") from None
-        try:
-            prompt_id = self.queue(prompt)
-            deadline = time.monotonic() + timeout
-            while True:
-                if time.monotonic() > deadline:
-                    raise ComfyError(f"prompt {prompt_id} did not finish within {timeout:.0f} s")
-                ws.settimeout(max(1.0, min(60.0, deadline - time.monotonic())))
-                try:
-                    raw = ws.recv()
-                except websocket.WebSocketTimeoutException:
-                    continue
-                if not isinstance(raw, str):                   # binary preview frames
-                    if on_preview is not None:
-                        on_preview(raw)
-                    continue
-                msg = json.loads(raw)
-                kind, data = msg.get("type"), msg.get("data") or {}
-                if data.get("prompt_id") not in (None, prompt_id):
-                    continue
-                if on_event is not None:
-                    on_event(kind, data)
-                if kind == "execution_error":
-                    raise PromptError(f"node {data.get('node_id')} ({data.get('node_type')}) "
-                                      f"failed: {data.get('exception_message', '').strip()}",
-                                      data)
-                if kind == "execution_interrupted":
-                    raise PromptError(f"prompt {prompt_id} was interrupted", data)
-                if kind == "executing" and data.get("node") is None \
-                        and data.get("prompt_id") == prompt_id:
+
+    def _follow(self, ws, prompt_id: str, on_event, timeout: float, on_preview) -> dict:
+        """Messages of ``prompt_id`` until it ends; every few seconds the server's history and
+        queue are asked too, so an end whose message was missed (attached late) is seen."""
+        import websocket
+        deadline = time.monotonic() + timeout
+        while True:
+            if time.monotonic() > deadline:
+                raise ComfyError(f"prompt {prompt_id} did not finish within {timeout:.0f} s")
+            ws.settimeout(2.0)
+            try:
+                raw = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                where = self.locate(prompt_id)
+                if where in ("done", "failed"):
                     break
-        finally:
-            ws.close()
+                if where is None:
+                    raise PromptLost(f"{self.url} no longer knows prompt {prompt_id}")
+                continue
+            except (OSError, websocket.WebSocketException) as e:
+                raise ServerUnreachable(f"lost ComfyUI at {self.url} while following prompt "
+                                        f"{prompt_id} ({type(e).__name__})") from None
+            if not isinstance(raw, str):                   # binary preview frames
+                if on_preview is not None:
+                    on_preview(raw)
+                continue
+            msg = json.loads(raw)
+            kind, data = msg.get("type"), msg.get("data") or {}
+            if data.get("prompt_id") not in (None, prompt_id):
+                continue
+            if on_event is not None:
+                on_event(kind, data)
+            if kind == "execution_error":
+                raise PromptError(f"node {data.get('node_id')} ({data.get('node_type')}) "
+                                  f"failed: {data.get('exception_message', '').strip()}", data)
+            if kind == "execution_interrupted":
+                raise PromptError(f"prompt {prompt_id} was interrupted", data)
+            if kind == "executing" and data.get("node") is None \
+                    and data.get("prompt_id") == prompt_id:
+                break
         entry = self.history(prompt_id)
+        if not succeeded(entry):
+            msgs = [m for m in (entry.get("status") or {}).get("messages", [])
+                    if m and m[0] in ("execution_error", "execution_interrupted")]
+            detail = msgs[-1][1] if msgs else {}
+            raise PromptError(f"prompt {prompt_id} did not succeed: "
+                              f"{detail.get('exception_message', detail) or 'no outputs'}", detail)
         entry["prompt_id"] = prompt_id
         return entry
+
+
+def succeeded(entry: dict) -> bool:
+    """A history entry of a prompt that ran to its end without error."""
+    status = entry.get("status") or {}
+    return bool(entry) and status.get("status_str", "success") == "success" \
+        and status.get("completed", True)
 
 
 def output_files(history_entry: dict) -> list[dict]:

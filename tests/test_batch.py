@@ -1,5 +1,6 @@
 import json
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -109,17 +110,65 @@ def test_server_unreachable_is_a_clear_error(images, capsys):
     assert "no usable ComfyUI server" in err
 
 
+def tiny_video(path, frames):
+    import av
+    import numpy as np
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=16)
+        s.width = s.height = 32
+        s.pix_fmt = "yuv420p"
+        for i in range(frames):
+            img = np.full((32, 32, 3), i * 3 % 255, np.uint8)
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+
+
 def test_resume_skips_done_rows_and_bad_rows_do_not_stop_the_batch(images, capsys):
     (images / "rows.csv").write_text("image,prompt\nred.png,x\n,missing image\n")
     out = images / "out"
     out.mkdir()
-    (out / "red.mp4").write_bytes(b"done before")
+    tiny_video(out / "red.mp4", 81)                 # the workflow's 81 frames, complete
+    before = (out / "red.mp4").read_bytes()
     rc = main(["--rows", str(images / "rows.csv"), "--out", str(out),
                "--server", f"http://127.0.0.1:{closed_port()}", "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 1                            # the bad row failed; nothing needed the server
     assert "already done, skipped: red" in err and "row 2: 'image' is empty" in err
-    assert (out / "red.mp4").read_bytes() == b"done before"
+    assert (out / "red.mp4").read_bytes() == before
+
+
+def test_an_incomplete_video_is_not_done(images, capsys):
+    """A truncated file, or one with fewer frames than the row asks, is run (or fetched) again."""
+    from swift_batch.__main__ import main
+    out = images / "out"
+    out.mkdir()
+    tiny_video(out / "red.mp4", 81)
+    (out / "red.mp4").write_bytes((out / "red.mp4").read_bytes()[:-400])      # cut short
+    tiny_video(out / "blue.mp4", 40)                                          # too few frames
+    (images / "rows.csv").write_text("image,prompt,name\nred.png,x,red\nred.png,y,blue\n")
+    rc = main(["--rows", str(images / "rows.csv"), "--out", str(out),
+               "--server", f"http://127.0.0.1:{closed_port()}", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "already done" not in err and "no usable ComfyUI server" in err
+
+
+def test_prompt_ids_are_stable_and_change_with_the_row(images):
+    from argparse import Namespace
+    from swift_batch.runner import make_job
+    from swift_batch.rows import read_rows
+    (images / "rows.csv").write_text("image,prompt,seed\nred.png,x,1\nred.png,x,2\n")
+    wf = json.loads((ROOT / "workflows" / "api" / "swifti2v_2k_api.json").read_text())
+    args = Namespace(data=False, out=images / "out", prefix="p")
+    a, b = read_rows(images / "rows.csv", None)
+    ja, ja2, jb = make_job(wf, a, args), make_job(wf, a, args), make_job(wf, b, args)
+    assert ja.prompt_id == ja2.prompt_id != jb.prompt_id            # the seed changed
+    assert str(uuid.UUID(ja.prompt_id)) == ja.prompt_id             # canonical, as 0.33 asks
+    assert ja.upload_name.startswith("swifti2v/") and ja.upload_name.endswith("/red.png")
+    assert ja.frames == 81
+    other = Namespace(data=False, out=images / "elsewhere", prefix="p")
+    assert make_job(wf, a, other).prompt_id != ja.prompt_id          # another output
 
 
 DATA_API = json.loads((ROOT / "workflows" / "api" / "swifti2v_training_data_api.json")
