@@ -97,12 +97,14 @@ def masked_velocity_loss(velocity: torch.Tensor, window: TrainingWindow,
 
 def csg_training_loss(velocity: Callable, x0: torch.Tensor, reference: Optional[torch.Tensor],
                       context: torch.Tensor, gen: torch.Generator, *, rope: str = "window",
-                      pairs=PAIRS, shift: float = WAN_SHIFT, weighting: str = "none"):
-    """One teacher-forced CSG step on one clip: draws (M, N), a segment, sigma and noise from
-    ``gen`` (CPU), runs ``velocity`` on the window, returns (loss, window). ``weighting``
-    ``bell`` weights the loss by :func:`~swift_core.schedule.bell_weight` of the drawn sigma."""
+                      pairs=PAIRS, shift: float = WAN_SHIFT, weighting: str = "none",
+                      pair: Optional[tuple[int, int]] = None):
+    """One teacher-forced CSG step on one clip: draws (M, N) (unless ``pair`` is given: a
+    distributed step draws one for all its ranks), a segment, sigma and noise from ``gen`` (CPU),
+    runs ``velocity`` on the window, returns (loss, window). ``weighting`` ``bell`` weights the
+    loss by :func:`~swift_core.schedule.bell_weight` of the drawn sigma."""
     check_option(weighting, "weighting", WEIGHTINGS)
-    m, n = draw_pair(gen, pairs)
+    m, n = pair if pair is not None else draw_pair(gen, pairs)
     segment = draw_segment(x0.shape[2], m, n, gen)
     sigma = draw_sigma(gen, x0.shape[0], shift)
     noise = torch.randn(x0.shape, generator=gen).to(x0.device, x0.dtype)

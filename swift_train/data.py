@@ -71,6 +71,12 @@ class Order:
         return self._order[i % self.per_epoch]
 
 
+def window_generator(seed: int, step: int) -> torch.Generator:
+    """The generator of a global step's (M, N): the same on every rank, so no rank waits at
+    FSDP's collectives for another's larger window (the paper draws it "at each iteration")."""
+    return torch.Generator().manual_seed((seed * 999_983 + step * 104_729 + 17) % 2**63)
+
+
 def step_generator(seed: int, micro_step: int, rank: int) -> torch.Generator:
     """The generator of one micro-step: (M, N), segment, sigma and noise depend only on these,
     so a resumed run draws exactly what an uninterrupted one does."""

@@ -27,7 +27,7 @@ from swift_core.training import i2v_training_loss, i2v_x0_error
 
 from .data import Order, sample_files, split, step_generator
 from .model import load_wan, tiny_i2v_config
-from .train import RunLog, launch, memory_gib, resume, save, setup, write_config
+from .train import Checkpoints, RunLog, launch, memory_gib, resume, setup, write_config
 
 #: diffusers names of Wan's attention projections (self, text and image cross-attention) and MLP
 TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "add_v_proj", "ffn.net.0.proj",
@@ -202,16 +202,18 @@ def train(args) -> None:
     order = Order(data, world, rank, args.seed)
     velocity = diffusers_wan_i2v_velocity(model)
     log = RunLog(args, rank, step)
+    checkpoints = Checkpoints(args.out, rank, trainable_only=True)
     if step == 0 and args.val_every and val:
         log.write({"step": 0, **validate(velocity, val, args, device)})
     while step < args.steps:
         entry = train_step(model, opt, velocity, data, order, step, args, device, rank, world)
         step += 1
         if step % args.save_every == 0 or step == args.steps:
-            save(args.out, model, opt, {}, step, rank, trainable_only=True)
+            checkpoints.save(model, opt, {}, step)
         if args.val_every and val and step % args.val_every == 0:
             entry.update(validate(velocity, val, args, device))
         log.write(entry)
+    checkpoints.wait()
     log.close()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 
 import torch
@@ -21,9 +22,9 @@ from swift_core.adapters import diffusers_wan_denoiser, diffusers_wan_velocity
 from swift_core.rules import ROPE_MODES
 from swift_core.sampling import sample_csg
 from swift_core.schedule import WAN_SHIFT, WEIGHTINGS, flow_sigmas
-from swift_core.training import PAIRS, csg_training_loss
+from swift_core.training import PAIRS, csg_training_loss, draw_pair
 
-from .data import Order, SampleFolder, sample_files, split, step_generator
+from .data import Order, SampleFolder, sample_files, split, step_generator, window_generator
 from .model import load_wan, widen_patch_embedding
 
 
@@ -66,12 +67,19 @@ def parse_args(argv=None):
     ap.add_argument("--grad-checkpointing", action="store_true", help="activation checkpointing")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-every", type=int, default=500)
+    ap.add_argument("--keep-last", type=int, default=3, help="checkpoints kept: the last K ...")
+    ap.add_argument("--keep-every", type=int, default=0,
+                    help="... and every one at a multiple of this step (0: none)")
+    ap.add_argument("--sync-save", action="store_true",
+                    help="write checkpoints in the foreground (default: dcp.async_save)")
     ap.add_argument("--val-every", type=int, default=0, help="validate every N steps (0 = never)")
     ap.add_argument("--val-count", type=int, default=0, help="samples held out for validation")
     ap.add_argument("--val-steps", type=int, default=4, help="sampling steps of validation")
     ap.add_argument("--val-m", type=int, default=3, help="M of validation's CSG (paper: 3)")
     ap.add_argument("--val-n", type=int, default=1, help="N of validation's CSG (paper: 1)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--inject-nonfinite", type=lambda t: {int(v) for v in t.split(",")},
+                    default=set(), help=argparse.SUPPRESS)      # tests: these steps' loss is NaN
     return ap.parse_args(argv)
 
 
@@ -118,18 +126,63 @@ def state(model, opt, ema, step, trainable_only: bool = False):
     return {"model": msd, "optim": osd, "ema": ema, "step": torch.tensor(step)}
 
 
-def save(run, model, opt, ema, step, rank, trainable_only: bool = False):
-    import torch.distributed.checkpoint as dcp
-    name = f"step_{step:08d}"
-    dcp.save(state(model, opt, ema, step, trainable_only),
-             checkpoint_id=os.path.join(run, "checkpoints", name))
-    dist.barrier()
-    if rank == 0:
-        tmp = os.path.join(run, "checkpoints", "latest.part")
-        with open(tmp, "w") as f:
-            f.write(name)
-        os.replace(tmp, os.path.join(run, "checkpoints", "latest"))
-    dist.barrier()
+class Checkpoints:
+    """DCP checkpoints of a run, written in the background (``dcp.async_save``: the state is
+    staged on the CPU, training goes on), ``latest`` moved to a checkpoint only once every rank
+    has written it, and old ones removed: the last ``keep_last`` and every ``keep_every``-th step
+    stay."""
+
+    def __init__(self, run: str, rank: int, *, keep_last: int = 3, keep_every: int = 0,
+                 asynchronous: bool = True, trainable_only: bool = False):
+        self.dir = os.path.join(run, "checkpoints")
+        self.rank, self.keep_last, self.keep_every = rank, keep_last, keep_every
+        self.asynchronous, self.trainable_only = asynchronous, trainable_only
+        self.pending = None
+        # the background write has a process group of its own: on the default one its
+        # collectives would interleave with training's (a deadlock)
+        self.group = dist.new_group(backend="gloo") if asynchronous else None
+
+    def save(self, model, opt, ema, step: int) -> None:
+        import torch.distributed.checkpoint as dcp
+        self.wait()
+        name = f"step_{step:08d}"
+        sd = state(model, opt, ema, step, self.trainable_only)
+        path = os.path.join(self.dir, name)
+        if self.asynchronous:
+            self.pending = (dcp.async_save(sd, checkpoint_id=path, process_group=self.group),
+                            name)
+        else:
+            dcp.save(sd, checkpoint_id=path)
+            self.commit(name)
+
+    def wait(self) -> None:
+        """The save in flight, finished and committed (before the next one, and at the end)."""
+        if self.pending is not None:
+            future, name = self.pending
+            self.pending = None
+            (future.result() if hasattr(future, "result") else future.upload_completion.result())
+            self.commit(name)
+
+    def commit(self, name: str) -> None:
+        dist.barrier()
+        if self.rank == 0:
+            tmp = os.path.join(self.dir, "latest.part")
+            with open(tmp, "w") as f:
+                f.write(name)
+            os.replace(tmp, os.path.join(self.dir, "latest"))
+            for old in retired(os.listdir(self.dir), name, self.keep_last, self.keep_every):
+                shutil.rmtree(os.path.join(self.dir, old), ignore_errors=True)
+        dist.barrier()
+
+
+def retired(names, latest: str, keep_last: int, keep_every: int) -> list[str]:
+    """Checkpoint folders to remove once ``latest`` is committed: all but the last ``keep_last``
+    up to ``latest`` and those at multiples of ``keep_every`` (also a save left unfinished)."""
+    steps = sorted(n for n in names if n.startswith("step_"))
+    done = [n for n in steps if n <= latest]
+    keep = set(done[-max(keep_last, 1):])
+    keep |= {n for n in done if keep_every and int(n[5:]) % keep_every == 0}
+    return [n for n in steps if n not in keep and n <= latest]
 
 
 def resume(run, model, opt, ema, trainable_only: bool = False) -> int:
@@ -163,12 +216,17 @@ def baselines(samples) -> dict:
 
 
 @torch.no_grad()
-def validate(model, samples, args, device) -> float:
+def validate(model, samples, args, device, rank: int = 0, world: int = 1) -> float:
     """``sample_csg`` (``--val-m``, ``--val-n``) on held-out samples: relative squared error of
-    the generated blocks against the targets (every rank runs the same; FSDP needs all ranks)."""
+    the generated blocks against the targets. The samples are split across the ranks (sample k
+    on rank k mod world, seeded by k) and the errors summed over them; every rank runs the same
+    number of forwards (FSDP's collectives need all of them), padding with a repeat it does not
+    count."""
     model.eval()
-    errs = []
-    for k, s in enumerate(samples):
+    total = torch.zeros(2, dtype=torch.float64, device=device)
+    for j in range(-(-len(samples) // world)):
+        k = rank + j * world
+        s = samples[min(k, len(samples) - 1)]
         x0 = s["x0"][None].to(device)
         g = torch.Generator().manual_seed(args.seed + 10_000 + k)
         noise = torch.randn(x0.shape, generator=g).to(device)
@@ -176,9 +234,12 @@ def validate(model, samples, args, device) -> float:
                          flow_sigmas(args.val_steps, args.shift).to(device),
                          anchor=x0[:, :, :1], reference=s["reference"][None].to(device),
                          m=args.val_m, n=args.val_n, mode="swifti2v", rope=args.rope)
-        errs.append(relative_error(out.float(), x0))
+        if k < len(samples):
+            total += torch.tensor([relative_error(out.float(), x0), 1.0], dtype=torch.float64,
+                                  device=device)
+    dist.all_reduce(total)
     model.train()
-    return sum(errs) / max(len(errs), 1)
+    return float(total[0] / total[1].clamp(min=1))
 
 
 def memory_gib(device) -> float:
@@ -188,13 +249,24 @@ def memory_gib(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+#: non-finite losses in a row that stop a run
+NONFINITE_LIMIT = 3
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
 def train_step(model, opt, ema: dict, velocity, data, order, step: int, args, device,
                rank: int, world: int) -> dict:
     """One optimizer step (``--grad-accum`` clips per rank, gradients reduced once); returns its
-    log entry. The clip and every random draw depend only on (seed, step, rank): resumable."""
+    log entry. The window (M, N) is drawn once for the step, the same on every rank; the clip and
+    the other draws depend only on (seed, step, rank): resumable. A non-finite loss on any rank
+    skips the step on all of them (no update, logged)."""
     t0 = time.perf_counter()
     opt.zero_grad(set_to_none=True)
     total = torch.zeros((), device=device)
+    pair = draw_pair(window_generator(args.seed, step), args.pairs)
     for a in range(args.grad_accum):
         model.set_requires_gradient_sync(a == args.grad_accum - 1)   # reduce once per step
         i = step * args.grad_accum + a
@@ -202,9 +274,22 @@ def train_step(model, opt, ema: dict, velocity, data, order, step: int, args, de
         loss, _ = csg_training_loss(
             velocity, s["x0"][None].to(device), s["reference"][None].to(device),
             s["context"][None].to(device), step_generator(args.seed, i, rank),
-            rope=args.rope, pairs=args.pairs, shift=args.shift, weighting=args.weighting)
+            rope=args.rope, pairs=args.pairs, shift=args.shift, weighting=args.weighting,
+            pair=pair)
+        if step + 1 in args.inject_nonfinite:
+            loss = loss * float("nan")
         (loss / args.grad_accum).backward()
         total += loss.detach() / args.grad_accum
+    pairs = [None] * world
+    dist.all_gather_object(pairs, pair)
+    if len(set(pairs)) != 1:
+        raise RuntimeError(f"step {step + 1}: the ranks drew different windows {pairs}")
+    bad = torch.tensor(float(not torch.isfinite(total)), device=device)
+    dist.all_reduce(bad)
+    entry = {"step": step + 1, "window": f"{pair[0]}x{pair[1]}", "lr": args.lr}
+    if bad > 0:
+        opt.zero_grad(set_to_none=True)
+        return {**entry, "skipped": "non-finite loss", "loss": None}
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
     norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
     opt.step()
@@ -213,10 +298,22 @@ def train_step(model, opt, ema: dict, velocity, data, order, step: int, args, de
             if n in ema:
                 ema[n].lerp_(p.detach(), 1 - args.ema)
     dist.all_reduce(total)
-    return {"step": step + 1, "loss": float(total) / world, "lr": args.lr,
-            "grad_norm": float(norm),
+    return {**entry, "loss": float(total) / world, "grad_norm": float(norm),
             "samples_per_s": world * args.grad_accum / (time.perf_counter() - t0),
             "memory_gib": memory_gib(device)}
+
+
+def guard(entry: dict, bad_in_a_row: int) -> int:
+    """Count non-finite steps in a row; too many stop the run with a clear message."""
+    if "skipped" not in entry:
+        return 0
+    bad_in_a_row += 1
+    if bad_in_a_row >= NONFINITE_LIMIT:
+        raise NonFiniteLoss(f"step {entry['step']}: the loss was not finite {bad_in_a_row} steps "
+                            "in a row; stopping (the last checkpoint is intact). Lower --lr, check "
+                            "the data (python -m swift_train.train reads every sample) or use "
+                            "--precision fp32")
+    return bad_in_a_row
 
 
 class RunLog:
@@ -233,8 +330,9 @@ class RunLog:
         if self.file:
             self.file.write(json.dumps(entry) + "\n")
             self.file.flush()
-        if self.bar and "loss" in entry:
+        if self.bar and entry.get("loss") is not None:
             self.bar.set_postfix(loss=f"{entry['loss']:.4f}", mem=f"{entry['memory_gib']:.1f}G")
+        if self.bar and ("loss" in entry or "skipped" in entry):
             self.bar.update(1)
 
     def close(self) -> None:
@@ -265,16 +363,25 @@ def train(args) -> None:
     order = Order(data, world, rank, args.seed)
     velocity = diffusers_wan_velocity(model)
     log = RunLog(args, rank, step)
+    checkpoints = Checkpoints(args.out, rank, keep_last=args.keep_last,
+                              keep_every=args.keep_every, asynchronous=not args.sync_save)
     if step == 0 and args.val_every and val_files:
-        log.write({"step": 0, "val_error": validate(model, val, args, device), **baselines(val)})
+        log.write({"step": 0, "val_error": validate(model, val, args, device, rank, world),
+                   **baselines(val)})
+    bad = 0
     while step < args.steps:
         entry = train_step(model, opt, ema, velocity, data, order, step, args, device, rank, world)
         step += 1
+        if "skipped" in entry:
+            log.write(entry)
+        bad = guard(entry, bad)
         if step % args.save_every == 0 or step == args.steps:
-            save(args.out, model, opt, ema, step, rank)
+            checkpoints.save(model, opt, ema, step)
         if args.val_every and val_files and step % args.val_every == 0:
-            entry["val_error"] = validate(model, val, args, device)
-        log.write(entry)
+            entry["val_error"] = validate(model, val, args, device, rank, world)
+        if "skipped" not in entry:
+            log.write(entry)
+    checkpoints.wait()
     log.close()
 
 
