@@ -65,6 +65,12 @@ def parse_args(argv=None):
     ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
                     help="compute dtype (FSDP2 mixed precision; master weights fp32)")
     ap.add_argument("--grad-checkpointing", action="store_true", help="activation checkpointing")
+    ap.add_argument("--replicas", type=int, default=1,
+                    help="HSDP: this many replica groups (e.g. the number of nodes), the model "
+                         "sharded within each (1: FSDP over all ranks)")
+    ap.add_argument("--init-from", default=None, metavar="RUN",
+                    help="start from another run's latest weights and optimizer state (the next "
+                         "stage of a curriculum: 1080P, then 2K); steps count from 0")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-every", type=int, default=500)
     ap.add_argument("--keep-last", type=int, default=3, help="checkpoints kept: the last K ...")
@@ -97,7 +103,6 @@ def setup():
 
 
 def build_model(args, device, world):
-    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     model = load_wan(args.base, torch.float32, seed=args.seed)
@@ -108,13 +113,26 @@ def build_model(args, device, world):
                          "expected 48 (Wan2.2-TI2V-5B, widened here) or 96 (a SwiftI2V model)")
     if args.grad_checkpointing:
         model.enable_gradient_checkpointing()
-    mesh = init_device_mesh(device.type, (world,))
+    mesh = device_mesh(device, world, args.replicas)
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if args.precision == "bf16"
                               else torch.float32, reduce_dtype=torch.float32)
     for block in model.blocks:
         fully_shard(block, mesh=mesh, mp_policy=mp)
     fully_shard(model, mesh=mesh, mp_policy=mp)
     return model.to(device)
+
+
+def device_mesh(device, world: int, replicas: int):
+    """FSDP over all ranks (``replicas`` 1), or HSDP: ``replicas`` groups (e.g. one per node)
+    each holding a full copy sharded within it, gradients all-reduced across them: torch's
+    ``fully_shard`` over a 2-D mesh."""
+    from torch.distributed.device_mesh import init_device_mesh
+    if replicas < 1 or world % replicas:
+        raise ValueError(f"--replicas {replicas}: must divide the {world} ranks")
+    if replicas == 1:
+        return init_device_mesh(device.type, (world,))
+    return init_device_mesh(device.type, (replicas, world // replicas),
+                            mesh_dim_names=("replicate", "shard"))
 
 
 def state(model, opt, ema, step, trainable_only: bool = False):
@@ -185,11 +203,13 @@ def retired(names, latest: str, keep_last: int, keep_every: int) -> list[str]:
     return [n for n in steps if n not in keep and n <= latest]
 
 
-def resume(run, model, opt, ema, trainable_only: bool = False) -> int:
+def resume(run, model, opt, ema, trainable_only: bool = False, required: bool = False) -> int:
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
     latest = os.path.join(run, "checkpoints", "latest")
     if not os.path.exists(latest):
+        if required:
+            raise FileNotFoundError(f"--init-from {run!r}: no checkpoint in it")
         return 0
     name = open(latest).read().strip()
     st = state(model, opt, ema, 0, trainable_only)
@@ -360,6 +380,8 @@ def train(args) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     ema = ({n: p.detach().clone() for n, p in model.named_parameters()} if args.ema > 0 else {})
     step = resume(args.out, model, opt, ema)
+    if step == 0 and args.init_from:            # a curriculum's next stage: weights + optimizer
+        resume(args.init_from, model, opt, ema, required=True)
     order = Order(data, world, rank, args.seed)
     velocity = diffusers_wan_velocity(model)
     log = RunLog(args, rank, step)

@@ -205,3 +205,25 @@ def test_validation_split_across_ranks_equals_one_rank(dataset, tmp_path):
                 .read_text().splitlines() if "val_error" in x] for n in (1, 2)}
     assert len(vals[1]) == len(vals[2]) == 2
     assert vals[2][0] == pytest.approx(vals[1][0], rel=1e-5)      # the same untrained model
+
+
+def test_hsdp_on_a_2x1_mesh_runs_resumes_and_a_curriculum_continues(dataset, tmp_path):
+    """--replicas 2 on 2 ranks: two replicas of one shard each (HSDP), interrupted and resumed
+    gives the uninterrupted losses; --init-from starts a new run from that run's weights (its
+    first validation equals the last one of the run it came from)."""
+    common = ["--no-progress", "--data", dataset, "--precision", "fp32", "--lr", "1e-3",
+              "--replicas", "2", "--save-every", "2", "--seed", "6"]
+    torchrun(2, *common, "--out", tmp_path / "a", "--steps", 4)
+    torchrun(2, *common, "--out", tmp_path / "b", "--steps", 2)
+    torchrun(2, *common, "--out", tmp_path / "b", "--steps", 4)
+    assert losses(tmp_path / "a") == losses(tmp_path / "b") and len(losses(tmp_path / "a")) == 4
+    val = ["--val-count", "2", "--val-every", "3", "--save-every", "3"]
+    torchrun(1, "--no-progress", "--data", dataset, "--precision", "fp32", "--lr", "1e-3",
+             "--steps", 3, *val, "--out", tmp_path / "stage1080")
+    torchrun(1, "--no-progress", "--data", dataset, "--precision", "fp32", "--lr", "1e-3",
+             "--steps", 3, *val, "--init-from", tmp_path / "stage1080", "--out", tmp_path / "2k")
+    first = [json.loads(x) for x in (tmp_path / "stage1080" / "log.jsonl").read_text().splitlines()]
+    second = [json.loads(x) for x in (tmp_path / "2k" / "log.jsonl").read_text().splitlines()]
+    assert second[0]["step"] == 0 and second[0]["val_error"] == pytest.approx(
+        first[-1]["val_error"], rel=1e-6)
+    assert second[0]["val_error"] != pytest.approx(first[0]["val_error"], rel=1e-3)
