@@ -53,6 +53,20 @@ def split(files: list[str], val_count: int) -> tuple[list[str], list[str]]:
     return (files[:-val_count], files[-val_count:]) if val_count else (files, [])
 
 
+def data_source(text: str) -> tuple[str, float]:
+    """``--data FOLDER`` or ``--data FOLDER:WEIGHT``."""
+    folder, sep, weight = text.rpartition(":")
+    if sep and folder:
+        try:
+            w = float(weight)
+        except ValueError:
+            return text, 1.0
+        if w <= 0:
+            raise ValueError(f"--data {text!r}: the weight must be above 0")
+        return folder, w
+    return text, 1.0
+
+
 class Order:
     """Which sample rank ``rank`` takes at its ``i``-th micro-step: torch's DistributedSampler
     over epochs (shuffled with ``seed`` + epoch), so a resumed run continues the same order."""
@@ -81,3 +95,29 @@ def step_generator(seed: int, micro_step: int, rank: int) -> torch.Generator:
     """The generator of one micro-step: (M, N), segment, sigma and noise depend only on these,
     so a resumed run draws exactly what an uninterrupted one does."""
     return torch.Generator().manual_seed((seed * 1_000_003 + micro_step * 7_919 + rank) % 2**63)
+
+
+class WeightedOrder:
+    """Which sample rank ``rank`` takes at micro-step ``i`` over several folders: the folder drawn
+    with its weight (from seed, i and rank), then that folder's own shuffled order (an
+    :class:`Order` over it) continued. Deterministic: a resumed run draws as an uninterrupted one."""
+
+    def __init__(self, sizes: list[int], weights: list[float], world: int, rank: int, seed: int):
+        self.offsets = [sum(sizes[:k]) for k in range(len(sizes))]
+        self.orders = [Order(range(n), world, rank, seed + 7 * k) for k, n in enumerate(sizes)]
+        self.weights = torch.tensor(weights, dtype=torch.float64)
+        self.seed, self.rank = seed, rank
+        self.draws: list[tuple[int, int]] = []       # (folder, how many before it) per step
+        self.counts = [0] * len(sizes)
+
+    def folder(self, i: int) -> tuple[int, int]:
+        while len(self.draws) <= i:
+            g = step_generator(self.seed + 31, len(self.draws), self.rank)
+            k = int(torch.multinomial(self.weights, 1, generator=g))
+            self.draws.append((k, self.counts[k]))
+            self.counts[k] += 1
+        return self.draws[i]
+
+    def __call__(self, i: int) -> int:
+        k, nth = self.folder(i)
+        return self.offsets[k] + self.orders[k](nth)

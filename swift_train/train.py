@@ -24,7 +24,8 @@ from swift_core.sampling import sample_csg
 from swift_core.schedule import WAN_SHIFT, WEIGHTINGS, flow_sigmas
 from swift_core.training import PAIRS, csg_training_loss, draw_pair
 
-from .data import Order, SampleFolder, sample_files, split, step_generator, window_generator
+from .data import (Order, SampleFolder, WeightedOrder, data_source, sample_files, split,
+                   step_generator, window_generator)
 from .model import load_wan, widen_patch_embedding
 
 
@@ -41,7 +42,9 @@ def parse_pairs(text: str) -> tuple[tuple[int, int], ...]:
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(prog="torchrun ... -m swift_train.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="folder of training samples")
+    ap.add_argument("--data", required=True, action="append", type=data_source,
+                    help="folder of training samples; repeat with weights to mix several: "
+                         "--data 2k:0.7 --data synthesized:0.3")
     ap.add_argument("--out", required=True, help="run folder (checkpoints, log, config)")
     ap.add_argument("--base", default="tiny",
                     help="base model: ComfyUI's wan2.2_ti2v_5B_fp16.safetensors, a diffusers "
@@ -371,7 +374,10 @@ def train(args) -> None:
     """Set up (data, model, optimizer, resume), then steps, checkpoints and validation."""
     rank, world, device = setup()
     os.makedirs(os.path.join(args.out, "checkpoints"), exist_ok=True)
-    train_files, val_files = split(sample_files(args.data), args.val_count)
+    folders = [sample_files(folder) for folder, _ in args.data]
+    train_files, val_files = split([f for fs in folders for f in fs], args.val_count)
+    kept = set(train_files)
+    sizes = [sum(f in kept for f in fs) for fs in folders]
     data, val_set = SampleFolder(train_files), SampleFolder(val_files)
     val = [val_set[i] for i in range(len(val_set))]       # held out: read once
     if rank == 0:
@@ -382,7 +388,8 @@ def train(args) -> None:
     step = resume(args.out, model, opt, ema)
     if step == 0 and args.init_from:            # a curriculum's next stage: weights + optimizer
         resume(args.init_from, model, opt, ema, required=True)
-    order = Order(data, world, rank, args.seed)
+    order = (Order(data, world, rank, args.seed) if len(args.data) == 1 else
+             WeightedOrder(sizes, [w for _, w in args.data], world, rank, args.seed))
     velocity = diffusers_wan_velocity(model)
     log = RunLog(args, rank, step)
     checkpoints = Checkpoints(args.out, rank, keep_last=args.keep_last,

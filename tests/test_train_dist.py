@@ -227,3 +227,15 @@ def test_hsdp_on_a_2x1_mesh_runs_resumes_and_a_curriculum_continues(dataset, tmp
     assert second[0]["step"] == 0 and second[0]["val_error"] == pytest.approx(
         first[-1]["val_error"], rel=1e-6)
     assert second[0]["val_error"] != pytest.approx(first[0]["val_error"], rel=1e-3)
+
+
+def test_two_weighted_data_folders_train(tmp_path):
+    make_dataset(tmp_path / "a", count=3)
+    make_dataset(tmp_path / "b", count=2)
+    torchrun(1, "--no-progress", "--data", f"{tmp_path / 'a'}:0.7", "--data",
+             f"{tmp_path / 'b'}:0.3", "--precision", "fp32", "--steps", 3, "--save-every", 3,
+             "--out", tmp_path / "r")
+    assert len(losses(tmp_path / "r")) == 3
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["data"] == [[str(tmp_path / "a"), 0.7], [str(tmp_path / "b"), 0.3]]
+    assert cfg["train_files"] == 5

@@ -161,3 +161,23 @@ def test_base_from_a_diffusers_folder(tmp_path):
         assert torch.equal(again.state_dict()[k], v), k
     with pytest.raises(FileNotFoundError, match="--base 'nope': no such file or folder"):
         load_wan("nope")
+
+
+def test_weighted_data_folders_are_drawn_in_their_ratio_and_resume_exactly():
+    from swift_train.data import WeightedOrder, data_source
+    assert data_source("runs/2k:0.7") == ("runs/2k", 0.7)
+    assert data_source("runs/2k") == ("runs/2k", 1.0)
+    assert data_source("C:\\\\data") == ("C:\\\\data", 1.0)
+    with pytest.raises(ValueError, match="weight must be above 0"):
+        data_source("a:0")
+    order = WeightedOrder([10, 5], [0.7, 0.3], world=2, rank=1, seed=3)
+    picks = [order(i) for i in range(6000)]
+    share = sum(p < 10 for p in picks) / len(picks)
+    assert 0.68 < share < 0.72, share                      # 0.7 of the draws from folder A
+    assert set(picks) <= set(range(15))
+    firsts = [p for p in picks if p >= 10][:3]             # B's 5 over 2 ranks: 3 an epoch
+    assert len(set(firsts)) == 3                           # its own shuffled order, no repeat
+    again = WeightedOrder([10, 5], [0.7, 0.3], world=2, rank=1, seed=3)
+    assert [again(i) for i in range(4000, 4100)] == picks[4000:4100]      # resumed mid-run
+    other_rank = WeightedOrder([10, 5], [0.7, 0.3], world=2, rank=0, seed=3)
+    assert [other_rank(i) for i in range(100)] != picks[:100]
