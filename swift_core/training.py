@@ -58,16 +58,33 @@ class TrainingWindow:
     mask: torch.Tensor          # [B, 1, w, 1, 1]: 1 on the segment's blocks, 0 on context
 
 
+def window_runs(segment: Segment) -> list[tuple[int, int]]:
+    """The window's blocks as contiguous [start, stop) runs (the anchor, then the neighbours and
+    the segment): what a reader needs to load to train on this segment."""
+    runs: list[list[int]] = []
+    for b in segment.window:
+        if runs and runs[-1][1] == b:
+            runs[-1][1] = b + 1
+        else:
+            runs.append([b, b + 1])
+    return [(a, b) for a, b in runs]
+
+
 def training_window(x0: torch.Tensor, reference: Optional[torch.Tensor], segment: Segment,
-                    sigma: torch.Tensor, noise: torch.Tensor, rope: str = "window"
-                    ) -> TrainingWindow:
+                    sigma: torch.Tensor, noise: torch.Tensor, rope: str = "window",
+                    cut: bool = False) -> TrainingWindow:
     """The teacher-forced window of ``segment``: ``x0`` [B, C, T', H, W] ground truth, ``sigma``
-    [B], ``noise`` like ``x0`` (only the segment's blocks are used)."""
+    [B], ``noise`` like ``x0`` (only the segment's blocks are used). ``cut``: ``x0``,
+    ``reference`` and ``noise`` hold only the window's blocks, in window order."""
     if x0.ndim != 5 or (reference is not None and reference.shape != x0.shape):
         raise ValueError(f"x0 {tuple(x0.shape)} / reference "
                          f"{None if reference is None else tuple(reference.shape)}: expected "
                          "two latents [B, C, T', H, W] of one shape")
-    win, cur = list(segment.window), list(segment.current)
+    if cut:
+        win = list(range(len(segment.window)))
+        cur = win[len(segment.context):]
+    else:
+        win, cur = list(segment.window), list(segment.current)
     nc = len(segment.context)
     b = x0.shape[0]
     s = sigma.to(x0.dtype).view(b, 1, 1, 1, 1)
@@ -98,17 +115,22 @@ def masked_velocity_loss(velocity: torch.Tensor, window: TrainingWindow,
 def csg_training_loss(velocity: Callable, x0: torch.Tensor, reference: Optional[torch.Tensor],
                       context: torch.Tensor, gen: torch.Generator, *, rope: str = "window",
                       pairs=PAIRS, shift: float = WAN_SHIFT, weighting: str = "none",
-                      pair: Optional[tuple[int, int]] = None):
+                      pair: Optional[tuple[int, int]] = None,
+                      segment: Optional[Segment] = None):
     """One teacher-forced CSG step on one clip: draws (M, N) (unless ``pair`` is given: a
     distributed step draws one for all its ranks), a segment, sigma and noise from ``gen`` (CPU),
     runs ``velocity`` on the window, returns (loss, window). ``weighting`` ``bell`` weights the
-    loss by :func:`~swift_core.schedule.bell_weight` of the drawn sigma."""
+    loss by :func:`~swift_core.schedule.bell_weight` of the drawn sigma. ``segment`` given (a
+    reader drew it and loaded only its window): ``x0`` and ``reference`` are that window's blocks
+    and only sigma and noise are drawn here."""
     check_option(weighting, "weighting", WEIGHTINGS)
-    m, n = pair if pair is not None else draw_pair(gen, pairs)
-    segment = draw_segment(x0.shape[2], m, n, gen)
+    cut = segment is not None
+    if not cut:
+        m, n = pair if pair is not None else draw_pair(gen, pairs)
+        segment = draw_segment(x0.shape[2], m, n, gen)
     sigma = draw_sigma(gen, x0.shape[0], shift)
     noise = torch.randn(x0.shape, generator=gen).to(x0.device, x0.dtype)
-    win = training_window(x0, reference, segment, sigma.to(x0.device), noise, rope)
+    win = training_window(x0, reference, segment, sigma.to(x0.device), noise, rope, cut=cut)
     v = velocity(win.x, win.sigma, reference=win.reference, positions=win.positions,
                  context=context)
     weight = bell_weight(sigma, shift).to(x0.device) if weighting == "bell" else None

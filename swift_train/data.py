@@ -121,3 +121,60 @@ class WeightedOrder:
     def __call__(self, i: int) -> int:
         k, nth = self.folder(i)
         return self.offsets[k] + self.orders[k](nth)
+
+
+def read_window(path: str, segment) -> dict:
+    """Only the window's blocks of one sample (safetensors slices: the anchor, then the
+    neighbours and the segment), its text, and the bytes read."""
+    from safetensors import safe_open
+
+    from swift_core.samples import FORMAT, LATENT_SPACE, VERSION
+    from swift_core.training import window_runs
+    out, nbytes = {}, 0
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata() or {}
+        if (meta.get("format"), meta.get("version"), meta.get("latent_space", LATENT_SPACE)) != \
+                (FORMAT, VERSION, LATENT_SPACE):
+            raise ValueError(f"{path}: not a SwiftI2V training sample of version {VERSION}")
+        for name in ("x0", "reference"):
+            sl = f.get_slice(name)
+            parts = [sl[:, a:b] for a, b in window_runs(segment)]
+            out[name] = torch.cat(parts, dim=1).float()
+            nbytes += sum(p.numel() * p.element_size() for p in parts)
+        out["context"] = f.get_tensor("context")
+    return {**out, "bytes": nbytes}
+
+
+def sample_blocks(path: str) -> int:
+    """Latent blocks of a sample, from its header alone."""
+    from safetensors import safe_open
+    with safe_open(path, framework="pt") as f:
+        return int(f.get_slice("x0").get_shape()[1])
+
+
+class Windows(Dataset):
+    """Micro-step ``start + j`` of rank ``rank``: its sample (``order``), the step's (M, N)
+    (the same on every rank), its segment, and only that window's blocks read from disk. Torch's
+    DataLoader runs it in worker processes, ahead of the training step; the generator state is
+    handed on so the step draws sigma and noise as if it had drawn the segment itself."""
+
+    def __init__(self, files: list[str], order, *, seed: int, rank: int, grad_accum: int,
+                 pairs, start: int, stop: int):
+        self.files, self.order, self.seed, self.rank = list(files), order, seed, rank
+        self.grad_accum, self.pairs, self.start, self.stop = grad_accum, pairs, start, stop
+        self.blocks: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return max(self.stop - self.start, 0)
+
+    def __getitem__(self, j: int) -> dict:
+        from swift_core.training import draw_pair, draw_segment
+        i = self.start + j
+        path = self.files[self.order(i)]
+        if path not in self.blocks:
+            self.blocks[path] = sample_blocks(path)
+        pair = draw_pair(window_generator(self.seed, i // self.grad_accum), self.pairs)
+        gen = step_generator(self.seed, i, self.rank)
+        segment = draw_segment(self.blocks[path], *pair, gen)
+        return {**read_window(path, segment), "segment": segment, "pair": pair,
+                "gen_state": gen.get_state(), "micro_step": i, "name": Path(path).name}

@@ -22,10 +22,10 @@ from swift_core.adapters import diffusers_wan_denoiser, diffusers_wan_velocity
 from swift_core.rules import ROPE_MODES
 from swift_core.sampling import sample_csg
 from swift_core.schedule import WAN_SHIFT, WEIGHTINGS, flow_sigmas
-from swift_core.training import PAIRS, csg_training_loss, draw_pair
+from swift_core.training import PAIRS, csg_training_loss
 
-from .data import (Order, SampleFolder, WeightedOrder, data_source, sample_files, split,
-                   step_generator, window_generator)
+from .data import (Order, SampleFolder, WeightedOrder, Windows, data_source, sample_files,
+                   split)
 from .model import load_wan, widen_patch_embedding
 
 
@@ -68,6 +68,9 @@ def parse_args(argv=None):
     ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
                     help="compute dtype (FSDP2 mixed precision; master weights fp32)")
     ap.add_argument("--grad-checkpointing", action="store_true", help="activation checkpointing")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="data loader processes reading the windows ahead (0: in the trainer)")
+    ap.add_argument("--prefetch", type=int, default=2, help="windows each worker reads ahead")
     ap.add_argument("--replicas", type=int, default=1,
                     help="HSDP: this many replica groups (e.g. the number of nodes), the model "
                          "sharded within each (1: FSDP over all ranks)")
@@ -280,25 +283,24 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def train_step(model, opt, ema: dict, velocity, data, order, step: int, args, device,
+def train_step(model, opt, ema: dict, velocity, items: list[dict], step: int, args, device,
                rank: int, world: int) -> dict:
-    """One optimizer step (``--grad-accum`` clips per rank, gradients reduced once); returns its
-    log entry. The window (M, N) is drawn once for the step, the same on every rank; the clip and
-    the other draws depend only on (seed, step, rank): resumable. A non-finite loss on any rank
-    skips the step on all of them (no update, logged)."""
+    """One optimizer step over ``--grad-accum`` windows the loader read (gradients reduced once);
+    returns its log entry. The window (M, N) is the step's, the same on every rank; the clip and
+    every draw depend only on (seed, step, rank): resumable. A non-finite loss on any rank skips
+    the step on all of them (no update, logged)."""
     t0 = time.perf_counter()
     opt.zero_grad(set_to_none=True)
     total = torch.zeros((), device=device)
-    pair = draw_pair(window_generator(args.seed, step), args.pairs)
-    for a in range(args.grad_accum):
-        model.set_requires_gradient_sync(a == args.grad_accum - 1)   # reduce once per step
-        i = step * args.grad_accum + a
-        s = data[order(i)]
+    pair = tuple(items[0]["pair"])           # the loader hands tuples on as lists
+    for a, it in enumerate(items):
+        model.set_requires_gradient_sync(a == len(items) - 1)   # reduce once per step
+        gen = torch.Generator()
+        gen.set_state(it["gen_state"])                  # the reader drew the segment from it
         loss, _ = csg_training_loss(
-            velocity, s["x0"][None].to(device), s["reference"][None].to(device),
-            s["context"][None].to(device), step_generator(args.seed, i, rank),
-            rope=args.rope, pairs=args.pairs, shift=args.shift, weighting=args.weighting,
-            pair=pair)
+            velocity, it["x0"][None].to(device), it["reference"][None].to(device),
+            it["context"][None].to(device), gen, rope=args.rope, shift=args.shift,
+            weighting=args.weighting, segment=it["segment"])
         if step + 1 in args.inject_nonfinite:
             loss = loss * float("nan")
         (loss / args.grad_accum).backward()
@@ -309,7 +311,8 @@ def train_step(model, opt, ema: dict, velocity, data, order, step: int, args, de
         raise RuntimeError(f"step {step + 1}: the ranks drew different windows {pairs}")
     bad = torch.tensor(float(not torch.isfinite(total)), device=device)
     dist.all_reduce(bad)
-    entry = {"step": step + 1, "window": f"{pair[0]}x{pair[1]}", "lr": args.lr}
+    entry = {"step": step + 1, "window": f"{pair[0]}x{pair[1]}", "lr": args.lr,
+             "bytes_read": sum(it["bytes"] for it in items)}
     if bad > 0:
         opt.zero_grad(set_to_none=True)
         return {**entry, "skipped": "non-finite loss", "loss": None}
@@ -324,6 +327,18 @@ def train_step(model, opt, ema: dict, velocity, data, order, step: int, args, de
     return {**entry, "loss": float(total) / world, "grad_norm": float(norm),
             "samples_per_s": world * args.grad_accum / (time.perf_counter() - t0),
             "memory_gib": memory_gib(device)}
+
+
+def window_loader(files, order, args, rank: int, device, step: int):
+    """Torch's DataLoader over the run's windows from ``step`` on: ``--workers`` processes read
+    only each window's blocks, ``--prefetch`` windows ahead of the step."""
+    windows = Windows(files, order, seed=args.seed, rank=rank, grad_accum=args.grad_accum,
+                      pairs=args.pairs, start=step * args.grad_accum,
+                      stop=args.steps * args.grad_accum)
+    return torch.utils.data.DataLoader(
+        windows, batch_size=None, num_workers=args.workers,
+        prefetch_factor=args.prefetch if args.workers else None,
+        pin_memory=device.type == "cuda")
 
 
 def guard(entry: dict, bad_in_a_row: int) -> int:
@@ -378,7 +393,7 @@ def train(args) -> None:
     train_files, val_files = split([f for fs in folders for f in fs], args.val_count)
     kept = set(train_files)
     sizes = [sum(f in kept for f in fs) for fs in folders]
-    data, val_set = SampleFolder(train_files), SampleFolder(val_files)
+    val_set = SampleFolder(val_files)
     val = [val_set[i] for i in range(len(val_set))]       # held out: read once
     if rank == 0:
         write_config(args, world, train_files)
@@ -388,8 +403,9 @@ def train(args) -> None:
     step = resume(args.out, model, opt, ema)
     if step == 0 and args.init_from:            # a curriculum's next stage: weights + optimizer
         resume(args.init_from, model, opt, ema, required=True)
-    order = (Order(data, world, rank, args.seed) if len(args.data) == 1 else
+    order = (Order(range(len(train_files)), world, rank, args.seed) if len(args.data) == 1 else
              WeightedOrder(sizes, [w for _, w in args.data], world, rank, args.seed))
+    batches = iter(window_loader(train_files, order, args, rank, device, step))
     velocity = diffusers_wan_velocity(model)
     log = RunLog(args, rank, step)
     checkpoints = Checkpoints(args.out, rank, keep_last=args.keep_last,
@@ -399,7 +415,8 @@ def train(args) -> None:
                    **baselines(val)})
     bad = 0
     while step < args.steps:
-        entry = train_step(model, opt, ema, velocity, data, order, step, args, device, rank, world)
+        items = [next(batches) for _ in range(args.grad_accum)]
+        entry = train_step(model, opt, ema, velocity, items, step, args, device, rank, world)
         step += 1
         if "skipped" in entry:
             log.write(entry)

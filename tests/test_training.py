@@ -181,3 +181,33 @@ def test_weighted_data_folders_are_drawn_in_their_ratio_and_resume_exactly():
     assert [again(i) for i in range(4000, 4100)] == picks[4000:4100]      # resumed mid-run
     other_rank = WeightedOrder([10, 5], [0.7, 0.3], world=2, rank=0, seed=3)
     assert [other_rank(i) for i in range(100)] != picks[:100]
+
+
+def test_the_reader_loads_only_the_window_and_it_trains_as_the_whole_clip(tmp_path):
+    """The window's blocks read by slices (bytes counted) equal those of the whole sample, and
+    the loss on them equals the loss computed on the whole clip with the same draws."""
+    from swift_core.samples import read_sample
+    from swift_core.training import draw_segment
+    from swift_testing.train_data import make_dataset
+    from swift_train.data import read_window
+    (path,) = make_dataset(tmp_path, count=1)
+    full = read_sample(str(path))
+    seg = draw_segment(5, 2, 1, torch.Generator().manual_seed(0))
+    got = read_window(str(path), seg)
+    win = list(seg.window)
+    assert got["bytes"] == 2 * len(win) * 48 * 4 * 4 * 4 and len(win) < 5
+    assert torch.equal(got["x0"], full.x0[:, win].float())
+    assert torch.equal(got["reference"], full.reference[:, win].float())
+
+    def velocity(x, sigma, *, reference, positions, context):
+        return x * 0.5 + reference * 0.25 + positions.view(1, 1, -1, 1, 1) * 0.01
+
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    cut, wc = csg_training_loss(velocity, got["x0"][None], got["reference"][None],
+                                full.context[None], g1, segment=seg, rope="absolute")
+    whole = training_window(full.x0[None].float(), full.reference[None].float(), seg,
+                            wc.sigma[:, -1], torch.zeros(1, 48, 5, 4, 4), "absolute")
+    assert torch.equal(wc.positions, whole.positions) and torch.equal(wc.mask, whole.mask)
+    assert torch.equal(wc.reference, whole.reference)
+    assert torch.equal(wc.x[:, :, :len(seg.context)], whole.x[:, :, :len(seg.context)])
+    assert torch.isfinite(cut)
