@@ -95,12 +95,19 @@ def load_wan(base: str, dtype=torch.float32, seed: int = 0, tiny: dict | None = 
     return model.to(dtype)
 
 
-def rope_tables(model) -> None:
-    """RoPE's tables are buffers the file does not hold: made on the CPU, not left on meta."""
-    if any(b.is_meta for b in model.rope.buffers()):
+def rope_tables(model, force: bool = False) -> None:
+    """RoPE's tables are buffers the file does not hold: made on the CPU, not left on meta (nor
+    uninitialised after ``to_empty``: ``force``)."""
+    if force or any(b.is_meta for b in model.rope.buffers()):
         from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
         c = model.config
         model.rope = WanRotaryPosEmbed(c.attention_head_dim, c.patch_size, c.rope_max_seq_len)
+
+
+def empty_like_config(config: dict):
+    """The model of ``config`` on the meta device: no memory, no weights read."""
+    with torch.device("meta"):
+        return _wan_class()(**config)
 
 
 def widen_patch_embedding(model, extra: int = 48):

@@ -26,7 +26,7 @@ from swift_core.training import PAIRS, csg_training_loss
 
 from .data import (Order, SampleFolder, WeightedOrder, Windows, data_source, sample_files,
                    split)
-from .model import load_wan, widen_patch_embedding
+from .model import empty_like_config, load_wan, rope_tables, widen_patch_embedding
 
 
 def parse_pairs(text: str) -> tuple[tuple[int, int], ...]:
@@ -109,14 +109,25 @@ def setup():
 
 
 def build_model(args, device, world):
+    """Rank 0 alone reads the base (and widens it); every rank builds the model on the meta
+    device, shards it (FSDP2, or HSDP), and receives its shards of rank 0's weights by broadcast
+    (``set_model_state_dict(..., broadcast_from_rank0=True)``): one read of the base per run."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    model = load_wan(args.base, torch.float32, seed=args.seed)
-    if model.config.in_channels == 48:
-        widen_patch_embedding(model)
-    if model.config.in_channels != 96:
-        raise ValueError(f"--base: the model takes {model.config.in_channels} input channels; "
+    full, config = {}, [None]
+    if dist.get_rank() == 0:
+        base = load_wan(args.base, torch.float32, seed=args.seed)
+        if base.config.in_channels == 48:
+            widen_patch_embedding(base)
+        config[0] = dict(base.config)
+        full = base.state_dict()
+        del base
+    dist.broadcast_object_list(config, src=0)
+    if config[0]["in_channels"] != 96:
+        raise ValueError(f"--base: the model takes {config[0]['in_channels']} input channels; "
                          "expected 48 (Wan2.2-TI2V-5B, widened here) or 96 (a SwiftI2V model)")
+    model = empty_like_config({k: v for k, v in config[0].items() if not k.startswith("_")})
     if args.grad_checkpointing:
         model.enable_gradient_checkpointing()
     mesh = device_mesh(device, world, args.replicas)
@@ -125,7 +136,12 @@ def build_model(args, device, world):
     for block in model.blocks:
         fully_shard(block, mesh=mesh, mp_policy=mp)
     fully_shard(model, mesh=mesh, mp_policy=mp)
-    return model.to(device)
+    model.to_empty(device=device)
+    rope_tables(model, force=True)
+    model.rope.to(device)
+    set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True,
+                                                               broadcast_from_rank0=True))
+    return model
 
 
 def device_mesh(device, world: int, replicas: int):
