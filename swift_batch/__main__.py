@@ -152,9 +152,8 @@ def status(args) -> int:
     rows = []
     for name, r in sorted(BatchState(args.out).rows.items()):
         out = Path(r.get("output", ""))
-        on_disk = out.is_dir() and samples_complete(out) if args.data or out.is_dir() else \
-            out.is_file() and video_complete(out, None)
-        complete = bool(r.get("output")) and bool(on_disk)
+        on_disk = samples_complete(out) if out.is_dir() else video_complete(out, None)
+        complete = bool(r.get("output")) and on_disk
         if r.get("status") == "done" and not complete:
             r = {**r, "status": "incomplete"}        # recorded done, since cut or removed
         rows.append({**r, "complete_on_disk": complete})

@@ -15,7 +15,7 @@ import shutil
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .client import ComfyClient, ComfyError, PromptLost, ServerUnreachable, output_files
@@ -36,7 +36,6 @@ class Job:
     frames: int | None = None
     prompt_id: str = ""
     not_before: float = 0.0           # a row handed back by a server that went away
-    tries: list = field(default_factory=list)
 
 
 def make_job(workflow: dict, row: Row, args) -> Job:
@@ -110,7 +109,7 @@ class Batch:
         self.remaining = 0
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.summary = {"done": [], "skipped": [], "failed": []}
+        self.summary = {"done": [], "failed": []}
 
     # -- one row
     def run_job(self, client: ComfyClient, job: Job, progress) -> Path:
@@ -181,7 +180,6 @@ class Batch:
                 self.finish(job, True, str(path))
                 self.log(f"row {job.row.number} ({job.row.name}): {path} [{client.url}]")
             except (ServerUnreachable, PromptLost) as e:
-                job.tries.append(client.url)
                 job.not_before = time.monotonic() + self.args.retry_after
                 self.state.update(job.row.name, status="retry", server=None)
                 self.log(f"server {client.url} went away ({e}); row {job.row.number} "
@@ -212,8 +210,7 @@ class Batch:
                 removed += len(queued)
             except ComfyError:
                 continue
-            for p in own:
-                name = next(n for n, r in self.state.rows.items() if r.get("prompt_id") == p)
+            for name in own.values():
                 self.state.update(name, status="cancelled")
         return (f"stopped: {removed} queued prompt(s) of this batch removed, {interrupted} "
                 f"interrupted; other users' prompts untouched; state in {self.state.path}")

@@ -42,11 +42,11 @@ class BatchState:
             self._write()
             return dict(row)
 
-    def own(self, server: str) -> list[str]:
-        """Prompt ids this batch has in flight on ``server``."""
+    def own(self, server: str) -> dict[str, str]:
+        """The prompts this batch has in flight on ``server``: prompt id -> row name."""
         with self.lock:
-            return [r["prompt_id"] for r in self.rows.values()
-                    if r.get("server") == server and r.get("status") == "submitted"]
+            return {r["prompt_id"]: name for name, r in self.rows.items()
+                    if r.get("server") == server and r.get("status") == "submitted"}
 
     def _write(self) -> None:
         tmp = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex[:8]}.part")

@@ -84,6 +84,12 @@ def write_stage1_sample(path: str, x0, concat, context, clip_vision, meta: dict,
     return save_atomic(path, {k: v.contiguous().cpu() for k, v in tensors.items()}, info)
 
 
+def read_stage1_meta(path: str) -> dict:
+    """A Stage I sample's metadata, checked, from its header alone (no tensor is read)."""
+    return open_checked(path, FORMAT, VERSION, (), REQUIRED_META, LATENT_SPACE,
+                        what="Stage I training sample")[1]
+
+
 def read_stage1_sample(path: str) -> Stage1Sample:
     """Read and check one Stage I sample; anything else raises ValueError naming the file."""
     t, meta = open_checked(path, FORMAT, VERSION, ("x0", "concat", "context"), REQUIRED_META,

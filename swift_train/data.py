@@ -32,17 +32,23 @@ def sample_files(folder: str) -> list[str]:
     return files
 
 
+def stage2_tensors(path: str) -> dict:
+    s = read_sample(path)
+    return {"x0": s.x0.float(), "reference": s.reference.float(), "context": s.context}
+
+
 class SampleFolder(Dataset):
-    def __init__(self, files: list[str]):
-        self.files = list(files)
+    """Sample files as a dataset; ``load(path)`` reads and checks one (a Stage II sample by
+    default)."""
+
+    def __init__(self, files: list[str], load=stage2_tensors):
+        self.files, self.load = list(files), load
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int) -> dict:
-        s = read_sample(self.files[i])
-        return {"x0": s.x0.float(), "reference": s.reference.float(), "context": s.context,
-                "name": Path(self.files[i]).name}
+        return self.load(self.files[i])
 
 
 def split(files: list[str], val_count: int) -> tuple[list[str], list[str]]:
@@ -177,4 +183,4 @@ class Windows(Dataset):
         gen = step_generator(self.seed, i, self.rank)
         segment = draw_segment(self.blocks[path], *pair, gen)
         return {**read_window(path, segment), "segment": segment, "pair": pair,
-                "gen_state": gen.get_state(), "micro_step": i, "name": Path(path).name}
+                "gen_state": gen.get_state()}

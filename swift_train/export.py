@@ -10,7 +10,6 @@ import json
 import os
 import re
 import sys
-import uuid
 
 import torch
 
@@ -54,7 +53,7 @@ def write(state_dict: dict, path: str, *, dtype: str = "bf16", rope: str = "wind
           shift: float = WAN_SHIFT, extra_meta: dict | None = None) -> str:
     """Write the ComfyUI-layout file atomically; the metadata records the training's ``rope``
     and ``shift`` (sample with the same: the Stage II sampler's rope, core's ModelSamplingSD3)."""
-    from safetensors.torch import save_file
+    from swift_core.samples import save_atomic
     if dtype not in DTYPES:
         raise ValueError(f"--dtype {dtype!r}: one of {list(DTYPES)}")
     sd = to_comfy(state_dict, DTYPES[dtype])
@@ -62,15 +61,8 @@ def write(state_dict: dict, path: str, *, dtype: str = "bf16", rope: str = "wind
     meta = {"swifti2v.rope": rope, "swifti2v.shift": f"{float(shift):g}",
             "swifti2v.in_channels": str(channels),
             "swifti2v.mode": "swifti2v" if channels == 96 else "refine", **(extra_meta or {})}
-    tmp = f"{path}.{uuid.uuid4().hex[:8]}.part"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    try:
-        save_file(sd, tmp, metadata={k: str(v) for k, v in meta.items()})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return save_atomic(path, sd, {k: str(v) for k, v in meta.items()})
 
 
 def load_weights(checkpoint: str, part: str) -> dict:

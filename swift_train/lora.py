@@ -22,10 +22,10 @@ import torch.distributed as dist
 
 from swift_core.adapters import diffusers_wan_i2v_velocity
 from swift_core.schedule import WAN_SHIFT, WEIGHTINGS
-from swift_core.stage1_samples import read_stage1_sample
+from swift_core.stage1_samples import read_stage1_meta, read_stage1_sample
 from swift_core.training import i2v_training_loss, i2v_x0_error
 
-from .data import Order, sample_files, split, step_generator
+from .data import Order, SampleFolder, sample_files, split, step_generator
 from .model import load_wan, tiny_i2v_config
 from .train import Checkpoints, RunLog, launch, memory_gib, resume, setup, write_config
 
@@ -86,23 +86,17 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-class Stage1Folder(torch.utils.data.Dataset):
-    def __init__(self, files: list[str]):
-        self.files = list(files)
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> dict:
-        s = read_stage1_sample(self.files[i])
-        return {"x0": s.x0.float(), "concat": s.concat.float(), "context": s.context,
-                "image": None if s.clip_vision is None else s.clip_vision.float()}
+def stage1_tensors(path: str) -> dict:
+    s = read_stage1_sample(path)
+    return {"x0": s.x0.float(), "concat": s.concat.float(), "context": s.context,
+            "image": None if s.clip_vision is None else s.clip_vision.float()}
 
 
 def check_sizes(files: list[str], want: tuple[int, int]) -> None:
-    """Every sample is a Stage I sample of the run's size (read before any model is loaded)."""
+    """Every sample is a Stage I sample of the run's size (headers read before any model is
+    loaded; the tensors are read and checked when the step takes them)."""
     for f in files:
-        meta = read_stage1_sample(f).meta
+        meta = read_stage1_meta(f)
         got = (int(meta["width"]), int(meta["height"]))
         if got != tuple(want):
             raise ValueError(f"{f}: a {got[0]}x{got[1]} Stage I sample; this run trains at "
@@ -191,7 +185,8 @@ def train(args) -> None:
     files = sample_files(args.data)
     check_sizes(files, args.size)
     train_files, val_files = split(files, args.val_count)
-    data, val_set = Stage1Folder(train_files), Stage1Folder(val_files)
+    data = SampleFolder(train_files, stage1_tensors)
+    val_set = SampleFolder(val_files, stage1_tensors)
     val = [val_set[i] for i in range(len(val_set))]
     if rank == 0:
         write_config(args, world, train_files)

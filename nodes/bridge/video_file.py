@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import torch
@@ -34,10 +35,13 @@ def video_bytes(frames: int, width: int, height: int) -> int:
 
 
 class VideoFileWriter:
-    def __init__(self, final_path: str, width: int, height: int, fps: float, crf: int = 17):
+    def __init__(self, final_path: str, work: Path, width: int, height: int, fps: float,
+                 crf: int = 17):
+        """Frames go to a temporary name in ``work`` (this process's work folder), moved to
+        ``final_path`` by :meth:`close`."""
         self.final = final_path
         stem = os.path.basename(final_path)[:-4]
-        self.temp = str(work_dir.own_folder() / f"{stem}.{uuid.uuid4().hex[:8]}.part.mp4")
+        self.temp = str(work / f"{stem}.{uuid.uuid4().hex[:8]}.part.mp4")
         self.container = av.open(self.temp, mode="w", format="mp4", options=dict(MP4_OPTIONS))
         self.stream = self.container.add_stream("libx264",
                                                 rate=Fraction(fps).limit_denominator(1000))
@@ -75,11 +79,12 @@ class VideoFileWriter:
 def output_writer(filename_prefix: str, width: int, height: int, fps: float, frames: int):
     """A writer into ComfyUI's output folder, named the way ComfyUI names saved files, and the
     ``ui`` entry that shows it; refused first if the disk cannot take ``frames`` frames."""
-    disk.check_space(work_dir.own_folder(), video_bytes(frames, width, height), "save_video")
+    work = work_dir.own_folder()
+    disk.check_space(work, video_bytes(frames, width, height), "save_video")
     folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
         filename_prefix, folder_paths.get_output_directory(), width, height)
     final_name = f"{name}_{counter:05}_.mp4"
-    writer = VideoFileWriter(os.path.join(folder, final_name), width, height, fps)
+    writer = VideoFileWriter(os.path.join(folder, final_name), work, width, height, fps)
     return writer, {"filename": final_name, "subfolder": subfolder, "type": "output",
                     "format": "video/h264-mp4"}
 
@@ -89,8 +94,8 @@ def temp_writer(width: int, height: int, fps: float, frames: int, name: str = "s
     (the file lives as long as the process, like ComfyUI's temp files)."""
     folder = work_dir.own_folder()
     disk.check_space(folder, 2 * video_bytes(frames, width, height), name)  # + Save Video's copy
-    return VideoFileWriter(str(folder / f"{name}_{uuid.uuid4().hex[:12]}.mp4"), width, height,
-                           fps)
+    return VideoFileWriter(str(folder / f"{name}_{uuid.uuid4().hex[:12]}.mp4"), folder, width,
+                           height, fps)
 
 
 def video(path: str):

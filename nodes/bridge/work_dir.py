@@ -17,6 +17,7 @@ on the same disk, at once):
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import shutil
@@ -101,16 +102,16 @@ def sweep_at_start() -> None:
         log.warning("SwiftI2V: could not check %s for stale work folders: %s", root(), e)
 
 
-_OWN: dict[str, Path] = {}
+@functools.lru_cache(maxsize=None)
+def _removed_at_exit(folder: str) -> None:
+    atexit.register(shutil.rmtree, folder, True)
 
 
 def own_folder() -> Path:
-    """This process's folder (created, swept around, removed at exit)."""
+    """This process's folder, after a sweep of the folders of owners that are gone (created, and
+    removed at exit)."""
+    sweep()
     folder = root() / owner_name()
-    key = str(folder)
-    if key not in _OWN:
-        sweep()
-        _OWN[key] = folder
-        atexit.register(shutil.rmtree, folder, True)
     folder.mkdir(parents=True, exist_ok=True)
+    _removed_at_exit(str(folder))
     return folder
