@@ -9,7 +9,9 @@ __version__ = "0.1.0"   # the pack's version (pyproject.toml), written into trai
 
 _EXPORTS = {
     "adapters": ("diffusers_wan_denoiser", "flow_denoised"),
-    "memory": ("WAN22_TI2V_5B", "WanDiTConfig", "max_window_blocks", "window_activation_bytes"),
+    "fit": ("Fit", "choose_m", "choose_tile"),
+    "memory": ("WAN22_TI2V_5B", "WanDiTConfig", "max_window_blocks", "vae_tile_bytes",
+               "window_activation_bytes"),
     "plan": ("Segment", "plan_segments", "window_positions"),
     "reference": ("hybrid_chunks", "hybrid_reference", "iter_hybrid_reference", "resize_frames"),
     "rules": ("CROP_MODES", "MODES", "ROPE_MODES", "SwiftInputError", "check_frames",

@@ -1,11 +1,17 @@
 """Memory model of one CSG window through a Wan DiT, and the largest M that fits a budget.
 
-The estimate counts the activations alive at the peak of one forward, per token:
-``k_dim * dim + 2 * ffn + (in + 2 * out) * patch_area`` values, plus ``8 * dim`` when the
-timestep embedding is computed per token (diffusers' TI2V path; ComfyUI's Wan computes it per
-latent frame). Attention is assumed memory-efficient (flash / SDPA / xformers: no L x L scores).
-The coefficients come from reading the forward pass and are checked against measured peaks of a
-real Wan architecture in tests/test_memory.py (within 30%).
+The estimate counts the activations alive at the peak of one forward, per token: the larger of
+the attention phase (``11 * dim``: residual stream, norm, q/k/v, attention output) and the FFN
+phase (``4 * dim + 2 * ffn``), plus the patch embedding's input and output
+(``(2 * in + 3 * out) * patch_area``: fp32 input, bf16 output), plus ``8 * dim`` when the timestep
+embedding is computed per token (diffusers' TI2V path; ComfyUI's Wan computes it per latent
+frame). Attention is memory-efficient (flash / SDPA / xformers: no L x L scores). The
+coefficients were fitted to FakeTensorMode traces of ComfyUI's WanModel (``python -m
+bench.window_memory``: within 2% at the Wan2.2-TI2V-5B config) and are checked against measured
+peaks of diffusers' Wan in tests/test_memory.py.
+
+The Wan 2.2 VAE, driven one latent block at a time with its causal cache, holds about
+``3833`` (decode) and ``1508`` (encode) values per pixel of a tile at its peak (same traces).
 """
 from __future__ import annotations
 
@@ -13,8 +19,11 @@ from dataclasses import dataclass
 
 from .rules import SwiftInputError, check_m, check_n
 
-K_DIM = 11          # residual stream, norms, q/k/v, attention output, cross-attention, modulation
+K_ATTN = 11         # attention phase: residual stream, norm, q/k/v, attention output (x dim)
+K_FFN_DIM = 4       # FFN phase: residual stream, norm, FFN output (x dim), plus 2 x ffn
 K_TIMESTEP = 8      # per-token time embedding: 6*dim projection, temb, activation
+K_VAE_DECODE = 3833     # values per tile pixel: one latent block (4 frames) through the decoder
+K_VAE_ENCODE = 1508     # values per tile pixel: 4 frames through the encoder
 
 
 @dataclass(frozen=True)
@@ -56,10 +65,21 @@ def window_activation_bytes(cfg: WanDiTConfig, blocks: int, latent_h: int, laten
                             per_token_timestep: bool = False) -> int:
     """Estimated peak activation bytes of one forward over a window of ``blocks`` latent blocks."""
     p_area = cfg.patch[1] * cfg.patch[2]
-    per_token = (K_DIM * cfg.dim + 2 * cfg.ffn
-                 + (cfg.in_channels + 2 * cfg.out_channels) * p_area
+    per_token = (max(K_ATTN * cfg.dim, K_FFN_DIM * cfg.dim + 2 * cfg.ffn)
+                 + (2 * cfg.in_channels + 3 * cfg.out_channels) * p_area
                  + (K_TIMESTEP * cfg.dim if per_token_timestep else 0))
     return int(batch * cfg.tokens(blocks, latent_h, latent_w) * per_token * dtype_bytes)
+
+
+def vae_tile_bytes(tile_h: int, tile_w: int, *, decode: bool = True, dtype_bytes: int = 2,
+                   frame_h: int = 0, frame_w: int = 0) -> int:
+    """Estimated peak bytes of the Wan 2.2 VAE on one tile of ``tile_h`` x ``tile_w`` pixels, one
+    latent block at a time; a tiled decode also keeps the block's 4 blended frames of
+    ``frame_h`` x ``frame_w`` (float32 output and weights) on the device."""
+    per_px = K_VAE_DECODE if decode else K_VAE_ENCODE
+    blend = 2 * 4 * 3 * 4 * frame_h * frame_w if decode and (tile_h, tile_w) != (frame_h, frame_w) \
+        else 0
+    return int(per_px * tile_h * tile_w * dtype_bytes + blend)
 
 
 def max_window_blocks(num_blocks: int, m: int, n: int) -> int:

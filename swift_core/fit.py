@@ -1,0 +1,94 @@
+"""What fits the card: the largest M and VAE tile that a memory budget allows.
+
+Pure choice over :mod:`swift_core.memory`'s estimates. ``budget`` is the bytes the device has for
+one forward's activations (or one tile's VAE work) once the weights are where they will be; the
+bridge reads it from ComfyUI. A choice fits when ``estimate * margin <= budget``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .memory import (GIB, WanDiTConfig, max_window_blocks, vae_tile_bytes,
+                     window_activation_bytes)
+from .rules import WAN22_SPATIAL, SwiftInputError, check_n
+
+#: Head-room over the estimates (which are within 2% of traced peaks): the allocator's rounding
+#: and fragmentation, small buffers the estimate leaves out.
+MARGIN = 1.2
+#: ``m=auto`` looks no higher than this: the paper's M, inside the range its Stage II is trained
+#: on ({2, 3}), and its fastest setting (M3N1 25 s against 30 s without CSG). An explicit m may be
+#: larger.
+M_CAP = 3
+#: ``tile_size=auto`` tries tiles in steps of this many pixels, never below ``TILE_MIN``.
+TILE_STEP = 64
+TILE_MIN = 256
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A chosen value, the estimate it was chosen on and the budget, and one line saying why."""
+
+    value: int
+    need: int
+    budget: int
+    reason: str
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:.2f} GiB"
+
+
+def choose_m(budget: int, cfg: WanDiTConfig, num_blocks: int, latent_h: int, latent_w: int,
+             n: int, *, batch: int = 1, dtype_bytes: int = 2, cap: int = M_CAP,
+             margin: float = MARGIN, where: str = "the device") -> Fit:
+    """The largest M (up to ``cap``, and at most every block after the anchor) whose window's
+    activations fit ``budget``; refuses by name when even M = 1 does not."""
+    check_n(n)
+    top = max(1, min(cap, num_blocks - 1))
+    size = f"{latent_w * WAN22_SPATIAL}x{latent_h * WAN22_SPATIAL}"
+
+    def need(m: int) -> int:
+        return window_activation_bytes(cfg, max_window_blocks(num_blocks, m, n), latent_h,
+                                       latent_w, batch=batch, dtype_bytes=dtype_bytes)
+
+    for m in range(top, 0, -1):
+        if need(m) * margin <= budget:
+            why = "" if m == top else f"; m={m + 1} would need {_gib(need(m + 1))}"
+            return Fit(m, need(m), budget,
+                       f"m=auto -> {m}: a window of {max_window_blocks(num_blocks, m, n)} latent "
+                       f"blocks at {size} needs about {_gib(need(m))} (x{margin} margin) of the "
+                       f"{_gib(budget)} free on {where}{why}")
+    blocks = max_window_blocks(num_blocks, 1, n)
+    raise SwiftInputError(
+        f"m=auto: even m=1 (a window of {blocks} latent blocks at {size}) needs about "
+        f"{_gib(int(need(1) * margin))} with the x{margin} margin, but {_gib(budget)} is free on "
+        f"{where}; lower the size (width/height)" + (f", n (now {n})" if n else "")
+        + (", or set cfg to 1 (one pass per step)" if batch > 1 else "")
+        + ", or free the device (close other programs)")
+
+
+def choose_tile(budget: int, frame_h: int, frame_w: int, *, decode: bool = True,
+                dtype_bytes: int = 2, overlap: int = 64, margin: float = MARGIN,
+                where: str = "the device") -> Fit:
+    """The largest square VAE tile (pixels; the whole frame when that fits) whose estimate fits
+    ``budget``; refuses by name when even ``TILE_MIN`` does not."""
+    kind = "decoder" if decode else "encoder"
+    whole = max(frame_h, frame_w)
+    start = whole if whole % TILE_STEP == 0 else whole // TILE_STEP * TILE_STEP + TILE_STEP
+    lowest = max(TILE_MIN, 2 * overlap + WAN22_SPATIAL)
+    for tile in range(start, lowest - 1, -TILE_STEP):
+        th, tw = min(tile, frame_h), min(tile, frame_w)
+        need = vae_tile_bytes(th, tw, decode=decode, dtype_bytes=dtype_bytes, frame_h=frame_h,
+                              frame_w=frame_w)
+        if need * margin <= budget:
+            shown = "the whole frame" if (th, tw) == (frame_h, frame_w) else f"{th}x{tw} px tiles"
+            return Fit(min(tile, whole), need, budget,
+                       f"tile_size=auto -> {min(tile, whole)}: the VAE {kind} on {shown} needs "
+                       f"about {_gib(need)} (x{margin} margin) of the {_gib(budget)} free on "
+                       f"{where}")
+    need = vae_tile_bytes(min(lowest, frame_h), min(lowest, frame_w), decode=decode,
+                          dtype_bytes=dtype_bytes, frame_h=frame_h, frame_w=frame_w)
+    raise SwiftInputError(
+        f"tile_size=auto: even {lowest} px tiles of the VAE {kind} need about "
+        f"{_gib(int(need * margin))} with the x{margin} margin, but {_gib(budget)} is free on "
+        f"{where}; lower the size (width/height) or free the device (close other programs)")

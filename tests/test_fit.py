@@ -1,0 +1,79 @@
+"""m=auto and tile_size=auto: the largest value whose estimate fits, monotone in free memory."""
+import pytest
+
+from swift_core.fit import M_CAP, MARGIN, TILE_MIN, choose_m, choose_tile
+from swift_core.memory import (GIB, WAN22_TI2V_5B, max_window_blocks, vae_tile_bytes,
+                               window_activation_bytes)
+from swift_core.rules import SwiftInputError
+
+LH, LW, T = 88, 160, 21        # 2560x1408, 81 frames
+
+
+def need(m, n=1, batch=1):
+    return window_activation_bytes(WAN22_TI2V_5B, max_window_blocks(T, m, n), LH, LW, batch=batch)
+
+
+FREE = [int(g * GIB) for g in (0.5, 1.0, 1.3, 1.6, 1.9, 2.2, 3, 6, 12, 24, 80)]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_largest_m_that_fits_over_a_grid(n, batch):
+    last = 0
+    for free in FREE:
+        try:
+            fit = choose_m(free, WAN22_TI2V_5B, T, LH, LW, n, batch=batch)
+        except SwiftInputError as e:
+            assert need(1, n, batch) * MARGIN > free
+            assert "m=1" in str(e) and "width/height" in str(e) and last == 0
+            continue
+        m = fit.value
+        assert 1 <= m <= M_CAP
+        assert need(m, n, batch) * MARGIN <= free                    # it fits...
+        assert m == M_CAP or need(m + 1, n, batch) * MARGIN > free   # ...and one more does not
+        assert m >= last                                             # monotone in free memory
+        assert f"-> {m}" in fit.reason
+        last = m
+    assert last == M_CAP
+
+
+def test_auto_m_never_beyond_the_video():
+    assert choose_m(80 * GIB, WAN22_TI2V_5B, 3, LH, LW, 1).value == 2
+    assert choose_m(80 * GIB, WAN22_TI2V_5B, 2, LH, LW, 1).value == 1
+
+
+def test_refusal_names_what_to_lower():
+    with pytest.raises(SwiftInputError) as e:
+        choose_m(GIB // 4, WAN22_TI2V_5B, T, LH, LW, 2, batch=2, where="cuda:0")
+    msg = str(e.value)
+    assert msg.startswith("m=auto") and "cuda:0" in msg and "n (now 2)" in msg and "cfg to 1" in msg
+
+
+def test_tile_choice_is_largest_fitting_and_monotone():
+    h, w = 1408, 2560
+    last = 0
+    for free in [int(g * GIB) for g in (0.2, 0.6, 1, 2, 4, 8, 16, 32, 64)]:
+        try:
+            fit = choose_tile(free, h, w)
+        except SwiftInputError as e:
+            assert "tile_size=auto" in str(e) and last == 0
+            continue
+        t = fit.value
+        assert t % 64 == 0 or t == max(h, w)
+        th, tw = min(t, h), min(t, w)
+        assert vae_tile_bytes(th, tw, frame_h=h, frame_w=w) * MARGIN <= free
+        if t < max(h, w):
+            nxt = t + 64
+            assert vae_tile_bytes(min(nxt, h), min(nxt, w), frame_h=h, frame_w=w) * MARGIN > free
+        assert t >= last
+        last = t
+    assert last == max(h, w)                       # the whole frame once it fits
+    assert choose_tile(64 * GIB, h, w).reason.endswith("free on the device")
+    assert "whole frame" in choose_tile(64 * GIB, h, w).reason
+
+
+def test_tile_refusal():
+    with pytest.raises(SwiftInputError, match=f"even {TILE_MIN} px tiles"):
+        choose_tile(GIB // 8, 1408, 2560)
+    # the encoder needs less per pixel than the decoder
+    assert choose_tile(4 * GIB, 1408, 2560, decode=False).value >= choose_tile(4 * GIB, 1408, 2560).value
