@@ -27,10 +27,13 @@ class Segment:
         return self.context + self.current
 
 
-def plan_segments(num_blocks: int, m: int = 3, n: int = 1) -> tuple[Segment, ...]:
+def plan_segments(num_blocks: int, m: int = 3, n: int = 1, *, first: int = 1,
+                  first_index: int = 0) -> tuple[Segment, ...]:
     """Segments of the CSG schedule for ``num_blocks`` latent blocks (anchor included).
 
     ``m >= num_blocks - 1`` gives one window over everything: the "without CSG" baseline.
+    ``first``/``first_index``: plan only from block ``first`` on, numbering from ``first_index``
+    (the rest of a plan, re-planned).
     """
     check_m(m)
     check_n(n)
@@ -38,13 +41,25 @@ def plan_segments(num_blocks: int, m: int = 3, n: int = 1) -> tuple[Segment, ...
         raise SwiftInputError(f"num_blocks={num_blocks!r}: need the anchor block plus at least one block "
                          "to generate (frames >= 5)")
     segments = []
-    for k, start in enumerate(range(1, num_blocks, m)):
+    for k, start in enumerate(range(first, num_blocks, m), start=first_index):
         current = tuple(range(start, min(start + m, num_blocks)))
         neighbours = range(max(0, start - n), start)
         context = (0,) + tuple(b for b in neighbours if b != 0)
         segments.append(Segment(k, context, current))
     return tuple(segments)
 
+
+def replan_from(plan, k: int, m: int, n: int) -> tuple[Segment, ...]:
+    """``plan`` with its segments from ``k`` on re-planned in segments of ``m`` blocks (the ones
+    before ``k`` are final and kept): what a window that did not fit is retried with."""
+    num_blocks = plan[-1].current[-1] + 1
+    return tuple(plan[:k]) + plan_segments(num_blocks, m, n, first=plan[k].current[0],
+                                           first_index=k)
+
+
+def plan_m(plan) -> int:
+    """M of a plan: its first segment's length."""
+    return len(plan[0].current)
 
 
 def window_positions(segment: Segment, rope: str = "window") -> torch.Tensor:

@@ -100,7 +100,8 @@ def window_mask(segment: Segment, like) -> torch.Tensor:
 
 
 def run_csg(anchor, reference, noise, sigmas, plan, sample_window, *, mode: str, rope: str,
-            on_step: Optional[Callable] = None, on_segment: Optional[Callable] = None):
+            on_step: Optional[Callable] = None, on_segment: Optional[Callable] = None,
+            on_error: Optional[Callable] = None):
     """Conditional Segment-wise Generation (paper Sec. 3.2): the loop every caller runs.
 
     Returns the latent [B, C, T', H', W'] (``noise``'s shape) whose block 0 is ``anchor`` [B, C, 1,
@@ -109,11 +110,16 @@ def run_csg(anchor, reference, noise, sigmas, plan, sample_window, *, mode: str,
     segment's own blocks are written back; they are final and become later windows' context.
     ``on_step(segment, step, denoised)`` follows every sampler step (``step`` from 1);
     ``on_segment(segment, blocks)`` gets a segment's final blocks as soon as they are final.
+    ``on_error(error, plan, k)``, when a window raises: a new plan to go on with from segment
+    ``k`` (segments before ``k`` are final: e.g. :func:`replan_from` with a smaller M after an
+    out-of-memory error), or None to let the error through.
     """
     check_inputs(anchor, reference, noise, sigmas, mode)
     out = torch.zeros_like(noise)
     out[:, :, :1] = anchor
-    for seg in plan:
+    plan, k = tuple(plan), 0
+    while k < len(plan):
+        seg = plan[k]
         win, cur, nc = list(seg.window), list(seg.current), len(seg.context)
         x = window_latent(out, reference, seg, mode)
 
@@ -121,13 +127,21 @@ def run_csg(anchor, reference, noise, sigmas, plan, sample_window, *, mode: str,
             if on_step is not None:
                 on_step(seg, step, denoised)
 
-        x = sample_window(x, noise[:, :, win], seg, mask=window_mask(seg, x),
-                          reference=reference[:, :, win] if mode == "swifti2v" else None,
-                          positions=window_positions(seg, rope).to(out.device),
-                          on_step=step_cb)
+        try:
+            x = sample_window(x, noise[:, :, win], seg, mask=window_mask(seg, x),
+                              reference=reference[:, :, win] if mode == "swifti2v" else None,
+                              positions=window_positions(seg, rope).to(out.device),
+                              on_step=step_cb)
+        except Exception as error:      # the window's tensors are freed once this block ends
+            new_plan = on_error(error, plan, k) if on_error is not None else None
+            if new_plan is None:
+                raise
+            plan = tuple(new_plan)
+            continue
         out[:, :, cur] = x[:, :, nc:].to(out)
         if on_segment is not None:
             on_segment(seg, out[:, :, cur])
+        k += 1
     return out
 
 

@@ -47,3 +47,17 @@ def test_positions():
     assert window_positions(seg, "absolute").tolist() == [0, 6, 7, 8, 9]
     with pytest.raises(ValueError, match="rope='relative'"):
         window_positions(seg, "relative")
+
+
+def test_replan_from_keeps_final_segments_and_covers_the_rest():
+    from swift_core import plan_m, replan_from
+    plan = plan_segments(21, 3, 1)
+    new = replan_from(plan, 2, 2, 1)
+    assert new[:2] == plan[:2]
+    assert [s.index for s in new] == list(range(len(new)))
+    assert new[2].current == (7, 8) and new[2].context == (0, 6)
+    covered = [b for s in new for b in s.current]
+    assert covered == list(range(1, 21))
+    assert plan_m(new[2:]) == 2 and plan_m(plan) == 3
+    # re-planned as a plan of m=2 from block 7 would be
+    assert new[2:] == plan_segments(21, 2, 1, first=7, first_index=2)

@@ -251,3 +251,46 @@ def test_window_latent_and_mask(mode):
     mask = window_mask(seg, x)
     assert mask.shape == (B, 1, 6, H, W)
     assert mask[0, 0, :, 0, 0].tolist() == [0, 0, 0, 1, 1, 1] and torch.all(mask[:, :, 3:] == 1)
+
+
+class FakeOOM(RuntimeError):
+    pass
+
+
+def test_window_that_does_not_fit_is_retried_with_a_smaller_plan():
+    """A window sampler that fails above 3 blocks: the run finishes with M lowered for the rest,
+    and equals a run given that combined plan from the start."""
+    from swift_core import replan_from
+    target, noise, reference, anchor = latents(3)
+    sigmas = torch.tensor([1.0, 0.5, 0.0])
+    denoise = lambda x, s, **_: x * 0.5 + 0.1 * x.shape[2]          # depends on the window
+    plain = torch_window_sampler(denoise, sigmas)
+    sizes, replans = [], []
+
+    def failing(x, noise, seg, **kw):
+        sizes.append(len(seg.window))
+        if len(seg.window) > 3:
+            raise FakeOOM("out of memory")
+        return plain(x, noise, seg, **kw)
+
+    def on_error(error, plan, k):
+        if not isinstance(error, FakeOOM) or len(plan[k].current) == 1:
+            return None
+        replans.append(k)
+        return replan_from(plan, k, len(plan[k].current) - 1, 1)
+
+    plan = plan_segments(T, 3, 1)
+    done = []
+    out = run_csg(anchor, reference, noise, sigmas, plan, failing, mode="swifti2v", rope="window",
+                  on_error=on_error, on_segment=lambda seg, b: done.extend(seg.current))
+    assert replans == [0, 1]       # 3 -> 2 (segment 0 has no neighbour: 3 blocks), then 2 -> 1
+    assert done == list(range(1, T))                 # every block, once, in order
+    final = replan_from(replan_from(plan, 0, 2, 1), 1, 1, 1)
+    expect = run_csg(anchor, reference, noise, sigmas, final, plain, mode="swifti2v",
+                     rope="window")
+    assert torch.equal(out, expect)
+    with pytest.raises(FakeOOM):                     # no on_error: the error goes through
+        run_csg(anchor, reference, noise, sigmas, plan, failing, mode="swifti2v", rope="window")
+    with pytest.raises(FakeOOM):                     # on_error declines at m=1
+        run_csg(anchor, reference, noise, sigmas, plan_segments(T, 1, 2), failing,
+                mode="swifti2v", rope="window", on_error=on_error)
