@@ -80,6 +80,8 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
             what="the decoded frames kept in host RAM",
             advice="turn return_frames off (the video file is still written), or decode fewer "
                    "blocks_per_step")
+        if tile_size == 0:
+            tile_size, _ = fits.resolve(fits.auto_tile(vae, h, w, overlap, decode=True))
         stream = streaming.SegmentStreamer(
             vae, lh, lw, frame_rate, num_frames, tile_px=tile_size, overlap_px=overlap,
             color_match=color_match, color_reference=image,

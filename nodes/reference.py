@@ -4,7 +4,7 @@ from comfy_api.latest import io
 from ..swift_core import hybrid_chunks, iter_hybrid_reference, size_from_image
 from ..swift_core.reference import check_low_res_aspect
 from ..swift_core.rules import RESIZE_METHODS, WAN22_SPATIAL
-from .bridge import checks, fits, progress, vae_stream
+from .bridge import checks, fits, progress, vae_io
 from .types import CATEGORY, SIZE_RULES, TILE_RULES, size_inputs, tile_inputs, validate
 
 
@@ -58,11 +58,14 @@ class SwiftI2VHybridReference(io.ComfyNode):
         checks.check_stage2_vae(vae)
         check_low_res_aspect(low_res.shape[2], low_res.shape[1], size.width, size.height, crop)
         fits.check_chunk_fits(size.width, size.height, blocks_per_chunk)
+        if tile_size == 0:
+            tile_size, _ = fits.resolve(fits.auto_tile(vae, size.height, size.width, overlap,
+                                                       decode=False))
         pbar = progress.progress_bar(len(hybrid_chunks(size.frames, blocks_per_chunk)))
         chunks = iter_hybrid_reference(low_res, image, size.width, size.height,
                                        method=upscale_method, blocks_per_chunk=blocks_per_chunk,
                                        crop=crop)
-        reference = vae_stream.encode_chunks(vae, chunks, size.height // WAN22_SPATIAL,
+        reference = vae_io.encode_chunks(vae, chunks, size.height // WAN22_SPATIAL,
                                              size.width // WAN22_SPATIAL,
                                              tile_size, overlap, pbar.update_absolute)
         return io.NodeOutput({"samples": reference})

@@ -6,7 +6,7 @@ from ..swift_core import hybrid_chunks, iter_hybrid_reference, resize_frames, si
 from ..swift_core.reference import check_low_res_aspect
 from ..swift_core.rules import WAN22_SPATIAL, check_name, check_prefix
 from ..swift_core.samples import DTYPES, write_sample
-from .bridge import checks, fits, progress, samples_dir, vae_stream
+from .bridge import checks, fits, progress, samples_dir, vae_io
 from .types import (CATEGORY, SIZE_RULES, TILE_RULES, TransitionInfo, size_inputs, tile_inputs,
                     validate)
 
@@ -73,10 +73,10 @@ class SwiftI2VSampleWriter(io.ComfyNode):
         ranges = hybrid_chunks(size.frames, blocks_per_chunk)
         pbar = progress.progress_bar(2 * len(ranges))
         lh, lw = size.height // WAN22_SPATIAL, size.width // WAN22_SPATIAL
-        x0 = vae_stream.encode_chunks(
+        x0 = vae_io.encode_chunks(
             vae, (resize_frames(clip[a:b, ..., :3], size.width, size.height, crop=crop)
                   for a, b in ranges), lh, lw, tile_size, overlap, pbar.update_absolute)
-        reference = vae_stream.encode_chunks(
+        reference = vae_io.encode_chunks(
             vae, iter_hybrid_reference(low_res, clip[:1], size.width, size.height,
                                        blocks_per_chunk=blocks_per_chunk, crop=crop),
             lh, lw, tile_size, overlap, lambda i: pbar.update_absolute(len(ranges) + i))
@@ -88,6 +88,6 @@ class SwiftI2VSampleWriter(io.ComfyNode):
                 "steps": info["steps"], "seed": info["seed"],
                 "synthesized": str(bool(info["synthesized"])).lower(), "source": name,
                 "start": start, "pack_version": swift_core.__version__}
-        write_sample(target.path, vae_stream.dit_latent(x0)[0],
-                     vae_stream.dit_latent(reference)[0], context, meta, dtype=dtype)
+        write_sample(target.path, vae_io.dit_latent(x0)[0],
+                     vae_io.dit_latent(reference)[0], context, meta, dtype=dtype)
         return io.NodeOutput(ui={"swifti2v_samples": [target.ui]})

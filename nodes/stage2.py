@@ -2,9 +2,10 @@
 from comfy_api.latest import io
 
 from ..swift_core import block_frame_range, plan_segments
-from ..swift_core.rules import (COLOR_MATCH, MODE_CHOICES, ROPE_MODES, check_denoise, check_m,
-                                check_n)
-from .bridge import checks, csg, fits, progress, streaming
+from ..swift_core.plan import describe_plan
+from ..swift_core.rules import (COLOR_MATCH, MODE_CHOICES, ROPE_MODES, WAN22_SPATIAL,
+                                check_denoise, check_m_input, check_n)
+from .bridge import checks, csg, fits, oom, progress, streaming
 from .types import CATEGORY, TILE_RULES, sampling_inputs, tile_inputs, validate
 
 
@@ -34,9 +35,10 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
                                                      "Latent of one saved with Save Latent): a "
                                                      "Wan 2.2 latent whose block 0 is the anchor."),
                 *sampling_inputs(),
-                io.Int.Input("m", default=3, min=1, max=256,
-                             tooltip="M: latent blocks denoised per segment (paper: 3). Larger is "
-                                     "faster but needs more memory; M >= blocks-1 disables CSG."),
+                io.Int.Input("m", default=0, min=0, max=256,
+                             tooltip="M: latent blocks denoised per segment (paper: 3). 0 = auto: "
+                                     "the largest M up to 3 that fits this card's free memory. "
+                                     "Larger needs more memory; M >= blocks-1 disables CSG."),
                 io.Int.Input("n", default=1, min=0, max=64,
                              tooltip="N: previous blocks kept as read-only context (paper: 1)."),
                 io.Combo.Input("rope", options=list(ROPE_MODES), default="window",
@@ -68,10 +70,14 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
                                       tooltip="The 2K latent (ComfyUI's VAE Decode accepts it too)."),
                      io.Video.Output("video", display_name="video",
                                      tooltip="The video, written while Stage II runs (needs the "
-                                             "vae input): connect it to core's Save Video.")],
+                                             "vae input): connect it to core's Save Video."),
+                     io.String.Output("plan", display_name="plan",
+                                      tooltip="The plan that ran, as JSON: m, n, the segments, "
+                                              "what auto chose and why, and any out-of-memory "
+                                              "retry (the Seam Report reads it).")],
         )
 
-    RULES = TILE_RULES | {"m": check_m, "n": check_n}
+    RULES = TILE_RULES | {"m": check_m_input, "n": check_n}
     CROSS_RULES = (lambda v: check_denoise(v.get("denoise"), v.get("mode")),)
 
     @classmethod
@@ -80,20 +86,30 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, negative, reference, seed, steps, cfg, sampler_name,
-                scheduler, m, n, rope, mode, denoise, vae=None, frame_rate=16.0, tile_size=1024,
+                scheduler, m, n, rope, mode, denoise, vae=None, frame_rate=16.0, tile_size=0,
                 overlap=64, color_match="off") -> io.NodeOutput:
         ref = checks.reference_latent(reference)
         anchor = ref[:, :, :1]
         mode = checks.resolve_mode(model, mode)
         check_denoise(denoise, mode)
-        plan = plan_segments(ref.shape[2], m, n)
-        fits.check_window_fits(model, ref.shape, m, n, cfg)
+        chosen = {}
         if vae is not None:
             checks.check_stage2_vae(vae)
         else:                       # a VIDEO consumer needs the vae: refused before any work
             checks.check(not checks.output_used(cls.hidden.prompt, cls.hidden.unique_id, 1),
                          NO_VAE_VIDEO)
+        resident = [model] + ([vae.patcher] if vae is not None else [])
+        if m == 0:                  # auto: the largest M that fits, chosen before any work
+            m, chosen["m"] = fits.resolve(fits.auto_m(model, ref.shape, n, cfg, resident))
+        else:
+            fits.check_window_fits(model, ref.shape, m, n, cfg)
+        if vae is not None and tile_size == 0:
+            tile_size, chosen["tile_size"] = fits.resolve(fits.auto_tile(
+                vae, ref.shape[3] * WAN22_SPATIAL, ref.shape[4] * WAN22_SPATIAL, overlap,
+                decode=True, resident=[model]))
+        plan = plan_segments(ref.shape[2], m, n)
         pbar = progress.progress_bar(len(plan) * steps)
+        retry = oom.WindowRetry(n, on_replan=lambda new: setattr(pbar, "total", len(new) * steps))
         prev = progress.previewer(model)
 
         def on_step(seg, step, x0):
@@ -118,10 +134,15 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
             out = csg.run_stage2(model, positive, negative, ref, anchor, seed=seed, steps=steps,
                                  cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, m=m,
                                  n=n, rope=rope, mode=mode, denoise=denoise, on_step=on_step,
-                                 on_segment=on_segment if stream is not None else None)
+                                 on_segment=on_segment if stream is not None else None,
+                                 retry=retry)
             video = stream.finish() if stream is not None else checks.blocked(NO_VAE_VIDEO)
         except BaseException:
             if stream is not None:
                 stream.abort()
             raise
-        return io.NodeOutput({"samples": out.to(progress.intermediate_device())}, video)
+        info = describe_plan(retry.plan or plan, m=m, n=n, chosen=chosen,
+                             tile_size=tile_size if vae is not None else None,
+                             changes=retry.changes + (stream.changes if stream is not None else []))
+        return io.NodeOutput({"samples": out.to(progress.intermediate_device())}, video, info,
+                             ui={"swifti2v_plan": [info]})

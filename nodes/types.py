@@ -69,12 +69,14 @@ def size_inputs():
     ]
 
 
-def tile_inputs(default_tile: int = 1024, optional: bool = False):
+def tile_inputs(default_tile: int = 0, optional: bool = False):
     """Spatial VAE tiles in pixels, like core's VAE Decode (Tiled)."""
     return [
         io.Int.Input("tile_size", default=default_tile, min=0, max=8192, step=32, optional=optional,
-                     tooltip="Spatial tile of the Wan 2.2 VAE in pixels (a multiple of 16; 0 = "
-                             "whole frame). Smaller tiles use less VRAM."),
+                     tooltip="Spatial tile of the Wan 2.2 VAE in pixels (a multiple of 16). 0 = "
+                             "auto: the largest tile that fits this card's free memory (the "
+                             "whole frame when it fits); at least the frame's size = the whole "
+                             "frame. Smaller tiles use less VRAM."),
         io.Int.Input("overlap", default=64, min=0, max=1024, step=16, optional=optional,
                      tooltip="Overlap of neighbouring tiles in pixels (a multiple of 16), "
                              "blended linearly."),

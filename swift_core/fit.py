@@ -75,7 +75,7 @@ def choose_tile(budget: int, frame_h: int, frame_w: int, *, decode: bool = True,
     kind = "decoder" if decode else "encoder"
     whole = max(frame_h, frame_w)
     start = whole if whole % TILE_STEP == 0 else whole // TILE_STEP * TILE_STEP + TILE_STEP
-    lowest = max(TILE_MIN, 2 * overlap + WAN22_SPATIAL)
+    lowest = min(max(TILE_MIN, 2 * overlap + WAN22_SPATIAL), start)
     for tile in range(start, lowest - 1, -TILE_STEP):
         th, tw = min(tile, frame_h), min(tile, frame_w)
         need = vae_tile_bytes(th, tw, decode=decode, dtype_bytes=dtype_bytes, frame_h=frame_h,

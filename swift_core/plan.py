@@ -6,6 +6,7 @@ blocks just before the segment, and the segment's own blocks, in time order, wit
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import torch
@@ -68,3 +69,35 @@ def window_positions(segment: Segment, rope: str = "window") -> torch.Tensor:
         return torch.arange(len(segment.window))
     check_option(rope, "rope", ROPE_MODES)
     return torch.tensor(segment.window)
+
+
+def describe_plan(plan, *, m: int, n: int, chosen: dict | None = None, tile_size=None,
+                  changes=()) -> str:
+    """The plan that ran as one JSON line: ``m``/``n`` asked (after auto), each segment's
+    ``[first, last]`` block, what auto chose and why (``chosen``), the VAE ``tile_size`` and any
+    out-of-memory ``changes``. :func:`read_plan` gives the segments back."""
+    return json.dumps({"m": m, "n": n, "blocks": plan[-1].current[-1] + 1,
+                       "segments": [[s.current[0], s.current[-1]] for s in plan],
+                       "auto": dict(chosen or {}), "tile_size": tile_size,
+                       "changes": list(changes)})
+
+
+def read_plan(text: str) -> tuple[Segment, ...]:
+    """The segments of a :func:`describe_plan` string (``n`` as it ran)."""
+    try:
+        info = json.loads(text)
+        n, spans = int(info["n"]), [(int(a), int(b)) for a, b in info["segments"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise SwiftInputError(f"plan: expected the Stage II sampler's plan output (JSON with m, "
+                              f"n and segments), got {text[:80]!r} ({e})") from None
+    segments = []
+    for k, (a, b) in enumerate(spans):
+        check_n(n)
+        if a < 1 or b < a or (segments and a != segments[-1].current[-1] + 1):
+            raise SwiftInputError(f"plan: segment {k} spans blocks {a}..{b}; segments must be "
+                                  "consecutive from block 1")
+        context = (0,) + tuple(i for i in range(max(0, a - n), a) if i != 0)
+        segments.append(Segment(k, context, tuple(range(a, b + 1))))
+    if not segments:
+        raise SwiftInputError("plan: no segments")
+    return tuple(segments)

@@ -114,6 +114,11 @@ def check_m(m, name: str = "m") -> int:
     return check_at_least(m, name, 1, " (the segment length M; paper: 3)")
 
 
+def check_m_input(m, name: str = "m") -> int:
+    """The m widget: 0 is auto (chosen from free memory), otherwise M itself."""
+    return m if m == 0 and _is_int(m) else check_m(m, name)
+
+
 def check_n(n, name: str = "n") -> int:
     return check_at_least(n, name, 0, " (the neighbour count N; paper: 1)")
 

@@ -77,3 +77,8 @@ def test_tile_refusal():
         choose_tile(GIB // 8, 1408, 2560)
     # the encoder needs less per pixel than the decoder
     assert choose_tile(4 * GIB, 1408, 2560, decode=False).value >= choose_tile(4 * GIB, 1408, 2560).value
+
+
+def test_small_frames_get_the_whole_frame():
+    assert choose_tile(GIB, 64, 64).value == 64
+    assert choose_tile(GIB, 256, 96).value == 256

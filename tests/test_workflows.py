@@ -191,7 +191,9 @@ def test_training_data_workflow_gives_each_clip_its_noise_and_kind():
 
 def test_paper_defaults_and_model_links(ui, api, name):
     s2 = next(v for v in api.values() if v["class_type"] == "SwiftI2VStage2Sampler")["inputs"]
-    assert (s2["steps"], s2["cfg"], s2["m"], s2["n"], s2["mode"]) == (4, 1.0, 3, 1, "auto")
+    # m=0: auto, the largest M up to the paper's 3 that fits the card
+    assert (s2["steps"], s2["cfg"], s2["m"], s2["n"], s2["mode"]) == (4, 1.0, 0, 1, "auto")
+    assert s2["tile_size"] == 0
     ref = next(v for v in api.values() if v["class_type"] == "SwiftI2VHybridReference")["inputs"]
     s1 = [v["inputs"] for v in api.values() if v["class_type"] == "SwiftI2VStage1Sampler"]
     if s1:                                   # the size is typed once, on the Stage I Sampler

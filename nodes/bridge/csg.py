@@ -19,6 +19,7 @@ import comfy.samplers
 import node_helpers
 
 from ...swift_core import guider_window_sampler, plan_segments, run_csg
+from .oom import WindowRetry
 from .rope import set_window_positions
 
 SAMPLER_NAMES = comfy.samplers.KSampler.SAMPLERS
@@ -51,22 +52,25 @@ def window_guider(model, positive, negative, cfg: float, reference=None, positio
 def run_stage2(model, positive, negative, reference, anchor, *, seed: int, steps: int, cfg: float,
                sampler_name: str, scheduler: str, m: int, n: int, rope: str, mode: str,
                denoise: float, on_step: Optional[Callable] = None,
-               on_segment: Optional[Callable] = None):
+               on_segment: Optional[Callable] = None, retry: Optional[WindowRetry] = None):
     """The CSG Stage II Sampler's work: raw VAE latents in, the raw 2K latent out.
 
     swift_core's one CSG loop (:func:`run_csg`) with a window sampler that is one call of core's
     ``CFGGuider.sample``; ``on_step``/``on_segment`` as there. Block 0 of the result is
-    ``anchor``, bit for bit.
+    ``anchor``, bit for bit. ``retry``: a window that runs out of memory is re-planned with a
+    smaller M from that segment on (:class:`WindowRetry`).
     """
     plan = plan_segments(reference.shape[2], m, n)
     sigmas = stage2_sigmas(model, scheduler, steps, denoise if mode == "refine" else 1.0)
     noise = comfy.sample.prepare_noise(reference, seed)       # one noise for the whole video
 
     def make_guider(window_reference, positions):
+        if retry is not None:
+            retry.before_window()
         return window_guider(model, positive, negative, cfg, window_reference,
                              positions.tolist() if rope == "absolute" else None)
 
     sample_window = guider_window_sampler(make_guider, comfy.samplers.sampler_object(sampler_name),
                                           sigmas, seed)
     return run_csg(anchor, reference, noise, sigmas, plan, sample_window, mode=mode, rope=rope,
-                   on_step=on_step, on_segment=on_segment)
+                   on_step=on_step, on_segment=on_segment, on_error=retry)

@@ -6,16 +6,20 @@ of the model's device.
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 
 import comfy.model_management as mm
 
+from ...swift_core.fit import Fit, choose_m, choose_tile
 from ...swift_core.memory import (WanDiTConfig, check_fits, frames_bytes, max_window_blocks,
                                   window_activation_bytes)
 from ...swift_core.rules import TEMPORAL_STRIDE, WAN22_SPATIAL
 from .checks import diffusion_model
+
+log = logging.getLogger("swifti2v")
 
 
 def check_host_fits(need_bytes: int, **message) -> None:
@@ -72,3 +76,51 @@ def check_window_fits(model, latent_shape, m: int, n: int, cfg: float) -> None:
                           inputs=f"m={m}, n={n} at {lw * WAN22_SPATIAL}x{lh * WAN22_SPATIAL}",
                           what=f"one CSG window of {win} latent blocks",
                           advice="lower m (or n), or the size")
+
+
+def _loaded_on(device) -> list:
+    return [lm for lm in getattr(mm, "current_loaded_models", [])
+            if getattr(lm, "device", None) == device]
+
+
+def device_budget(device, resident=()) -> tuple[int, str]:
+    """Bytes the device has for one forward's activations (or one VAE tile) once ``resident``
+    (ModelPatchers) are loaded: free now, plus what ComfyUI would free by unloading the models it
+    holds there, minus the weights of ``resident``, minus ComfyUI's own reserve. When the weights
+    cannot all stay, the budget is what ComfyUI's partial loading leaves (weights offloaded), and
+    the second value says so."""
+    free = int(mm.get_free_memory(device))
+    held = sum(int(lm.model_loaded_memory()) for lm in _loaded_on(device))
+    reserve = int(mm.extra_reserved_memory())
+    weights = sum(int(p.model_size()) for p in resident)
+    resident_budget = free + held - weights - reserve
+    if resident_budget > 0:
+        return resident_budget, ""
+    return max(0, free + held - reserve), " (weights partly offloaded by ComfyUI)"
+
+
+def auto_m(model, latent_shape, n: int, cfg: float, resident=()) -> Fit:
+    """``m=auto``: the largest M (up to swift_core.fit's cap) whose window fits the model's
+    device with ``resident`` loaded."""
+    blocks, lh, lw = latent_shape[2:]
+    budget, note = device_budget(model.load_device, resident)
+    return choose_m(budget, dit_config(model), blocks, lh, lw, n,
+                    batch=1 if math.isclose(cfg, 1.0) else 2,
+                    dtype_bytes=mm.dtype_size(model.model_dtype()),
+                    where=f"{model.load_device}{note}")
+
+
+def auto_tile(vae, frame_h: int, frame_w: int, overlap: int, decode: bool,
+              resident=()) -> Fit:
+    """``tile_size=auto``: the largest VAE tile that fits the VAE's device with ``resident``
+    (the VAE itself, and the Stage II model when streaming) loaded."""
+    budget, note = device_budget(vae.device, (*resident, vae.patcher))
+    return choose_tile(budget, frame_h, frame_w, decode=decode,
+                       dtype_bytes=mm.dtype_size(vae.vae_dtype), overlap=overlap,
+                       where=f"{vae.device}{note}")
+
+
+def resolve(fit: Fit) -> tuple[int, str]:
+    """An auto choice, logged in one line: (value, why)."""
+    log.info("SwiftI2V: %s", fit.reason)
+    return fit.value, fit.reason

@@ -14,7 +14,7 @@ from PIL import Image
 
 from ...swift_core.color import match_color
 from ...swift_core.rules import WAN22_SPATIAL
-from .vae_stream import block_decoder
+from .vae_io import block_decoder
 from .video_file import output_writer, temp_writer, video
 
 
@@ -54,6 +54,11 @@ class SegmentStreamer:
             out.append(frames)
         self.last = out[-1][-1:]
         return out[0] if len(out) == 1 else torch.cat(out)
+
+    @property
+    def changes(self) -> list:
+        """What an out-of-memory retry changed in the decoder (halved tiles)."""
+        return list(getattr(self.stream, "changes", []))
 
     def preview(self, max_size: int = 512):
         """The last finished frame, as ComfyUI's progress bar takes a preview."""

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import torch
 
-import comfy.latent_formats
 import comfy.ldm.wan.vae2_2 as wan22_vae
 import comfy.model_management as mm
 
 from ...swift_core.rules import TEMPORAL_STRIDE, WAN22_CHANNELS, WAN22_SPATIAL
 from ...swift_core.tiling import tiled_apply
 from .checks import check, check_stage2_vae
-from .vae_protocol import CoreSegmentDecoder, check_slots, log_fallback, protocol_mismatch
+from .oom import free_memory, halved_tile, is_oom
+from .vae_protocol import check_slots
 
 class WanVAEStream:
     """Drives the Wan 2.2 VAE one latent block at a time with a causal cache of our own.
@@ -37,6 +37,8 @@ class WanVAEStream:
         self.enc_caches: dict = {}
         self.dec_caches: dict = {}
         self.frames_in = 0
+        self.decoded: list = []         # the latent blocks decoded so far (replayed on a retry)
+        self.changes: list = []         # what an out-of-memory retry changed, for the plan string
 
     def load(self, latent_h: int, latent_w: int, decode: bool, with_models=()) -> None:
         """Ask ComfyUI for one block of one tile, not the whole video. ``with_models`` (the
@@ -95,53 +97,31 @@ class WanVAEStream:
 
     @torch.no_grad()
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Raw latent blocks [1, C, k, h, w], in order -> IMAGE frames [n, H, W, 3] (0..1)."""
-        z = latent.to(self.vae.vae_dtype).to(self.vae.device)
-        out = tiled_apply(z, self._decode_tile, self.tile, self.overlap, self.SPATIAL,
-                          self.dec_caches)
+        """Raw latent blocks [1, C, k, h, w], in order -> IMAGE frames [n, H, W, 3] (0..1).
+
+        Out of memory: the tile is halved (:func:`halved_tile`), the causal caches are rebuilt
+        for the new tiles by decoding the blocks before again, and the block is retried."""
+        while True:
+            try:
+                out = self._decode(latent)
+                break
+            except Exception as error:      # the failed call's tensors go with this block
+                if not (is_oom(error) and self._halve_tile(latent.shape[-2:])):
+                    raise
+            free_memory()
+            for z in self.decoded:                      # the same caches, tile by new tile
+                self._decode(z)
+        self.decoded.append(latent)
         pix = self.vae.process_output(out.to(self.vae.output_device).float())
         return pix[0].movedim(0, -1)                                   # [n, H, W, 3]
 
+    def _decode(self, latent):
+        z = latent.to(self.vae.vae_dtype).to(self.vae.device)
+        return tiled_apply(z, self._decode_tile, self.tile, self.overlap, self.SPATIAL,
+                           self.dec_caches)
 
-def block_decoder(vae, tile_px: int = 0, overlap_px: int = 64):
-    """The Wan 2.2 VAE decoder for a stream of finished blocks: :class:`WanVAEStream` (exact, one
-    block of one tile on the device at a time) or, if core's VAE protocol changed, the logged
-    :class:`CoreSegmentDecoder` fallback."""
-    check_stage2_vae(vae)
-    reason = protocol_mismatch(vae)
-    if reason is None:
-        return WanVAEStream(vae, tile_px=tile_px, overlap_px=overlap_px)
-    log_fallback(reason, "decoding each finished segment together with the video before it")
-    return CoreSegmentDecoder(vae)
-
-
-def encode_chunks(vae, chunks, latent_h: int, latent_w: int, tile_px: int, overlap_px: int,
-                  on_chunk=None) -> torch.Tensor:
-    """Encode IMAGE chunks (block-aligned, in order) into one raw latent, the causal state carried;
-    ``on_chunk(i)`` after each (a progress bar: it also stops there on Cancel). If core's VAE
-    protocol changed, the chunks are gathered and encoded by core's own ``vae.encode`` (logged)."""
-    check_stage2_vae(vae)
-    reason = protocol_mismatch(vae)
-    if reason is not None:
-        log_fallback(reason, "encoding the whole clip at once")
-        frames = []
-        for i, chunk in enumerate(chunks):
-            frames.append(chunk[..., :3])
-            if on_chunk is not None:
-                on_chunk(i + 1)
-        return vae.encode(torch.cat(frames)).float()
-    stream = WanVAEStream(vae, tile_px=tile_px, overlap_px=overlap_px)
-    stream.load(latent_h, latent_w, decode=False)
-    out = []
-    for i, chunk in enumerate(chunks):
-        out.append(stream.encode(chunk))
-        if on_chunk is not None:
-            on_chunk(i + 1)
-    return torch.cat(out, dim=2)
-
-
-def dit_latent(raw: torch.Tensor) -> torch.Tensor:
-    """A raw Wan 2.2 VAE latent as the Stage II DiT sees it: ComfyUI's own Wan 2.2 latent format
-    (``process_in``, per-channel mean and std), applied by core sampling to the latent and to the
-    concatenated reference alike. Training samples are stored in this space."""
-    return comfy.latent_formats.Wan22().process_in(raw.float())
+    def _halve_tile(self, latent_hw) -> bool:
+        new = halved_tile(self.tile or max(latent_hw), len(self.decoded), self.changes)
+        if new:
+            self.tile, self.dec_caches = new, {}
+        return bool(new)

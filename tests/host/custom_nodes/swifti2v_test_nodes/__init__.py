@@ -207,6 +207,68 @@ class SwiftTestHoldVAE:
         return (new,)
 
 
+class SwiftTestOOMAbove:
+    """MODEL -> MODEL whose diffusion model raises torch's out-of-memory error for a window of
+    more than ``max_blocks`` latent blocks (as a card too small for it would)."""
+    CATEGORY = "SwiftI2V/test"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",),
+                             "max_blocks": ("INT", {"default": 3, "min": 1, "max": 100})}}
+
+    def patch(self, model, max_blocks):
+        def limit(executor, x, *args, **kwargs):
+            if x.shape[2] > max_blocks:
+                big = torch.empty(8 << 20)      # a live tensor the failed window leaves behind
+                raise torch.OutOfMemoryError(f"test: a window of {x.shape[2]} blocks "
+                                             f"({big.numel()} floats)")
+            return executor(x, *args, **kwargs)
+
+        m = model.clone()
+        m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "swifti2v_test_oom", limit)
+        return (m,)
+
+
+class SwiftTestOOMVAE:
+    """A copy of a VAE whose decoder raises torch's out-of-memory error on a tile wider than
+    ``max_latent`` latent units."""
+    CATEGORY = "SwiftI2V/test"
+    RETURN_TYPES = ("VAE",)
+    FUNCTION = "limit"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"vae": ("VAE",),
+                             "max_latent": ("INT", {"default": 16, "min": 1, "max": 10_000})}}
+
+    @classmethod
+    def IS_CHANGED(cls, **_):
+        return float("nan")
+
+    def limit(self, vae, max_latent):
+        import copy
+        import functools
+        new = copy.copy(vae)
+        net = copy.copy(vae.first_stage_model)
+        net._modules = dict(net._modules)
+        decoder = copy.copy(net.decoder)
+        orig = decoder.forward
+
+        @functools.wraps(orig)
+        def forward(x, *args, **kwargs):
+            if max(x.shape[-2:]) > max_latent:
+                raise torch.OutOfMemoryError(f"test: a decoder tile of {tuple(x.shape[-2:])}")
+            return orig(x, *args, **kwargs)
+
+        decoder.forward = forward
+        net.decoder = decoder
+        new.first_stage_model = net
+        return (new,)
+
+
 def direct_denoiser(model, context):
     """A swift_core denoiser that calls ComfyUI's Wan diffusion model directly: per-frame
     timesteps, the reference concatenated, RoPE positions gathered from the model's own
@@ -264,6 +326,8 @@ class SwiftTestReferenceCSG:
 
 NODE_CLASS_MAPPINGS = {"SwiftTestChangeVAEProtocol": SwiftTestChangeVAEProtocol,
                        "SwiftTestHoldVAE": SwiftTestHoldVAE,
+                       "SwiftTestOOMAbove": SwiftTestOOMAbove,
+                       "SwiftTestOOMVAE": SwiftTestOOMVAE,
                        "SwiftTestRecordModel": SwiftTestRecordModel,
                        "SwiftTestSaveRecords": SwiftTestSaveRecords,
                        "SwiftTestReferenceCSG": SwiftTestReferenceCSG,

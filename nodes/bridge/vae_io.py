@@ -1,0 +1,56 @@
+"""The Wan 2.2 VAE as the nodes use it: :class:`WanVAEStream` (block by block, the causal state
+carried) while core's VAE protocol is the one it drives, core's own decode/encode otherwise
+(logged once per run), and the DiT's view of a latent."""
+from __future__ import annotations
+
+import torch
+
+import comfy.latent_formats
+
+from .checks import check_stage2_vae
+from .vae_protocol import CoreSegmentDecoder, log_fallback, protocol_mismatch
+from .vae_stream import WanVAEStream
+
+
+def block_decoder(vae, tile_px: int = 0, overlap_px: int = 64):
+    """The Wan 2.2 VAE decoder for a stream of finished blocks: :class:`WanVAEStream` (exact, one
+    block of one tile on the device at a time) or, if core's VAE protocol changed, the logged
+    :class:`CoreSegmentDecoder` fallback."""
+    check_stage2_vae(vae)
+    reason = protocol_mismatch(vae)
+    if reason is None:
+        return WanVAEStream(vae, tile_px=tile_px, overlap_px=overlap_px)
+    log_fallback(reason, "decoding each finished segment together with the video before it")
+    return CoreSegmentDecoder(vae)
+
+
+def encode_chunks(vae, chunks, latent_h: int, latent_w: int, tile_px: int, overlap_px: int,
+                  on_chunk=None) -> torch.Tensor:
+    """Encode IMAGE chunks (block-aligned, in order) into one raw latent, the causal state carried;
+    ``on_chunk(i)`` after each (a progress bar: it also stops there on Cancel). If core's VAE
+    protocol changed, the chunks are gathered and encoded by core's own ``vae.encode`` (logged)."""
+    check_stage2_vae(vae)
+    reason = protocol_mismatch(vae)
+    if reason is not None:
+        log_fallback(reason, "encoding the whole clip at once")
+        frames = []
+        for i, chunk in enumerate(chunks):
+            frames.append(chunk[..., :3])
+            if on_chunk is not None:
+                on_chunk(i + 1)
+        return vae.encode(torch.cat(frames)).float()
+    stream = WanVAEStream(vae, tile_px=tile_px, overlap_px=overlap_px)
+    stream.load(latent_h, latent_w, decode=False)
+    out = []
+    for i, chunk in enumerate(chunks):
+        out.append(stream.encode(chunk))
+        if on_chunk is not None:
+            on_chunk(i + 1)
+    return torch.cat(out, dim=2)
+
+
+def dit_latent(raw: torch.Tensor) -> torch.Tensor:
+    """A raw Wan 2.2 VAE latent as the Stage II DiT sees it: ComfyUI's own Wan 2.2 latent format
+    (``process_in``, per-channel mean and std), applied by core sampling to the latent and to the
+    concatenated reference alike. Training samples are stored in this space."""
+    return comfy.latent_formats.Wan22().process_in(raw.float())
