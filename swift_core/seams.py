@@ -1,0 +1,163 @@
+"""Do CSG segment boundaries show? Measured on a finished video (paper App. C.9 and C.10).
+
+Frames come in chunks (a 2K video is never whole in memory) and are measured at most
+``ANALYSIS_SIDE`` pixels on their long side. For each pair of consecutive frames: the mean
+absolute pixel *difference*, the *luma step* (change of mean BT.601 luma) and the *structure*
+change (relative change of sharpness: the mean Sobel gradient of the luma, kornia; a blurred or
+over-sharpened frame shows, a moving one does not). A pair that crosses from one segment into the next is a
+*boundary* pair (the pair from frame 0, your image, into the first segment is left out of both
+sets: it is reported as ``anchor``). As in C.9, each metric's boundary mean is set against the
+other pairs' mean (``gap_ratio``); a metric flags a seam when the ratio is at least ``GAP_FLAG``
+and at least half the boundaries stand out of the other pairs (above their median plus three
+median absolute deviations). The autocorrelation of the luma steps at the segment length in
+frames (of each metric's series; ``luma_autocorr`` for the luma steps) tells a periodic pulse. With the Stage I frames, each segment's PSNR against them
+(downscaled to their size) is its fidelity along the video (C.10).
+"""
+from __future__ import annotations
+
+import kornia
+import torch
+import torch.nn.functional as F
+
+from .plan import Segment
+from .rules import TEMPORAL_STRIDE, check
+
+METRICS = ("difference", "luma_step", "structure")
+GAP_FLAG = 1.5          # boundary mean / other pairs' mean
+STAND_OUT = 0.5         # share of boundaries above the other pairs' median + 3 MAD
+PERIODIC_FLAG = 0.5     # autocorrelation of the luma steps at the segment length
+EPS = 1e-3              # below this a metric is no change at all (0..1 units)
+ANALYSIS_SIDE = 512
+LUMA = (0.299, 0.587, 0.114)
+
+
+def segment_frames(plan) -> list[tuple[int, int]]:
+    """First and last frame of each segment: latent block b holds frames 4(b-1)+1 .. 4b."""
+    return [(TEMPORAL_STRIDE * (s.current[0] - 1) + 1, TEMPORAL_STRIDE * s.current[-1])
+            for s in plan]
+
+
+def boundary_frames(plan) -> list[int]:
+    """Frame t of each boundary pair (t-1, t): the first frame of every segment but the first."""
+    return [first for first, _ in segment_frames(plan)[1:]]
+
+
+def _analysis(frames: torch.Tensor) -> torch.Tensor:
+    """IMAGE [n, H, W, 3] (0..1 float or uint8) -> [n, 3, h, w] float, long side <= ANALYSIS_SIDE."""
+    x = frames[..., :3].movedim(-1, 1)
+    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    scale = ANALYSIS_SIDE / max(x.shape[-2:])
+    if scale < 1:
+        size = (max(1, round(x.shape[-2] * scale)), max(1, round(x.shape[-1] * scale)))
+        x = F.interpolate(x, size=size, mode="area")
+    return x
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+class SeamMeter:
+    """Feed frames in order (:meth:`add`, any chunk size); :meth:`summary` with the plan."""
+
+    def __init__(self, stage1: torch.Tensor | None = None):
+        self.stage1 = stage1                    # IMAGE [N, h1, w1, 3] or None
+        self.prev = None
+        self.frames = 0
+        self.luma: list[float] = []
+        self.pairs = {k: [] for k in METRICS}   # value of pair (t-1, t) at index t-1
+        self.psnr: list[float] = []
+
+    @torch.no_grad()
+    def add(self, frames: torch.Tensor) -> None:
+        check(frames.ndim == 4 and frames.shape[-1] >= 3,
+              f"frames: expected IMAGE frames [n, H, W, 3], got shape {tuple(frames.shape)}")
+        if self.stage1 is not None:
+            self._fidelity(frames)
+        x = _analysis(frames)
+        y = _luma(x)
+        sharp = kornia.filters.sobel(y).mean(dim=(1, 2, 3))
+        self.luma += y.mean(dim=(1, 2, 3)).tolist()
+        y = y.mean(dim=(1, 2, 3))
+        if self.prev is not None:
+            x, y, sharp = (torch.cat([p, c]) for p, c in zip(self.prev, (x, y, sharp)))
+        if x.shape[0] > 1:
+            self.pairs["difference"] += (x[1:] - x[:-1]).abs().mean(dim=(1, 2, 3)).tolist()
+            self.pairs["luma_step"] += (y[1:] - y[:-1]).abs().tolist()
+            rel = (sharp[1:] - sharp[:-1]).abs() / torch.maximum(sharp[1:], sharp[:-1]).clamp_min(1e-6)
+            self.pairs["structure"] += rel.tolist()
+        self.prev = (x[-1:], y[-1:], sharp[-1:])
+        self.frames += frames.shape[0]
+
+    def _fidelity(self, frames: torch.Tensor) -> None:
+        t0, n = self.frames, frames.shape[0]
+        check(t0 + n <= self.stage1.shape[0],
+              f"stage1: {self.stage1.shape[0]} frames, but the video has more ({t0 + n}+)")
+        ref = self.stage1[t0:t0 + n, ..., :3].movedim(-1, 1).float()
+        x = frames[..., :3].movedim(-1, 1)
+        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        x = F.interpolate(x, size=ref.shape[-2:], mode="area")
+        mse = (x.clamp(0, 1) - ref.clamp(0, 1)).square().mean(dim=(1, 2, 3)).clamp_min(1e-10)
+        self.psnr += (-10 * torch.log10(mse)).tolist()
+
+    def summary(self, plan: tuple[Segment, ...]) -> dict:
+        """The report as plain data (JSON-ready)."""
+        check(self.frames >= 2, "frames: the report needs at least 2 frames")
+        expected = TEMPORAL_STRIDE * plan[-1].current[-1] + 1
+        check(self.frames == expected,
+              f"plan: its {plan[-1].current[-1] + 1} latent blocks make {expected} frames, but "
+              f"the video has {self.frames}; give the plan (or m, n) the video was made with")
+        bounds = boundary_frames(plan)
+        other = [t for t in range(2, self.frames) if t not in bounds]   # pair (0, 1): anchor
+        lengths = [last - first + 1 for first, last in segment_frames(plan)]
+        lag = max(set(lengths), key=lengths.count)
+        metrics = {}
+        for name in METRICS:
+            v = torch.tensor(self.pairs[name], dtype=torch.float64)     # v[t - 1]: pair (t-1, t)
+            b = v[[t - 1 for t in bounds]] if bounds else v[:0]
+            o = v[[t - 1 for t in other]] if other else v[:0]
+            med = float(o.median()) if len(o) else 0.0
+            mad = float((o - med).abs().median()) if len(o) else 0.0
+            b_mean, o_mean = float(b.mean()) if len(b) else 0.0, float(o.mean()) if len(o) else 0.0
+            gap = (b_mean + EPS) / (o_mean + EPS)
+            stand = float((b > med + 3 * mad + EPS).double().mean()) if len(b) else 0.0
+            ac = _autocorr(v[1:], lag)                          # from pair (1, 2) on
+            metrics[name] = {"boundary": b_mean, "other": o_mean, "gap_ratio": gap,
+                             "stand_out": stand, "anchor": float(v[0]), "autocorr": ac,
+                             "flagged": bool(len(b) and gap >= GAP_FLAG and stand >= STAND_OUT)}
+        autocorr = metrics["luma_step"]["autocorr"]
+        out = {"frames": self.frames, "segments": [list(s) for s in segment_frames(plan)],
+               "boundaries": bounds, "metrics": metrics, "segment_length": lag,
+               "luma_autocorr": autocorr,
+               "periodic": [k for k in METRICS if (metrics[k]["autocorr"] or 0) >= PERIODIC_FLAG],
+               "flagged": [k for k in METRICS if metrics[k]["flagged"]],
+               "series": {"luma": self.luma, **self.pairs}}
+        if self.psnr:
+            per = [sum(self.psnr[a:b + 1]) / (b + 1 - a) for a, b in segment_frames(plan)]
+            out["fidelity_psnr"] = per
+            out["fidelity_drop"] = per[0] - per[-1]
+        return out
+
+
+def _autocorr(x: torch.Tensor, lag: int):
+    """Normalised autocorrelation of ``x`` (mean removed) at ``lag``; None when too short or
+    flat."""
+    if lag <= 0 or len(x) <= lag + 1:
+        return None
+    x = x - x.mean()
+    den = float((x * x).sum())
+    if den <= 1e-12:
+        return None
+    return float((x[:-lag] * x[lag:]).sum()) / den
+
+
+def verdict(summary: dict) -> str:
+    """One line for a log or the node's text."""
+    gaps = ", ".join(f"{k} x{summary['metrics'][k]['gap_ratio']:.2f}" for k in METRICS)
+    head = (f"seams at segment boundaries ({', '.join(summary['flagged'])})"
+            if summary["flagged"] else "no seam at segment boundaries")
+    periodic = summary["periodic"]
+    tail = (f"; repeats every {summary['segment_length']} frames ({', '.join(periodic)})"
+            if periodic else "")
+    return f"{head}: boundary / other pairs {gaps}{tail}"
