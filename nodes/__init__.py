@@ -3,6 +3,7 @@ from .clips import SwiftI2VLoadClips
 from .decoder import SwiftI2VSegmentDecoder
 from .reference import SwiftI2VHybridReference
 from .sample_writer import SwiftI2VSampleWriter
+from .seam_report import SwiftI2VSeamReport
 from .stage1 import SwiftI2VStage1Sampler
 from .stage1_sample_writer import SwiftI2VStage1SampleWriter
 from .stage2 import SwiftI2VStage2Sampler
@@ -10,4 +11,4 @@ from .transition import SwiftI2VStageTransition
 
 NODES = [SwiftI2VStage1Sampler, SwiftI2VHybridReference, SwiftI2VStage2Sampler,
          SwiftI2VSegmentDecoder, SwiftI2VLoadClips, SwiftI2VStageTransition,
-         SwiftI2VSampleWriter, SwiftI2VStage1SampleWriter]
+         SwiftI2VSampleWriter, SwiftI2VStage1SampleWriter, SwiftI2VSeamReport]
