@@ -8,7 +8,8 @@ prefix), queued under a prompt id of its own (stable across re-runs), followed o
 websocket, and its mp4 downloaded to OUT/<name>.mp4. A re-run skips rows whose output is
 complete and attaches to prompts an earlier run queued (swift_batch.runner). A bad row is
 reported and the batch goes on. With several servers, each runs one row at a time and the next
-row goes to whichever is free. ``--status`` prints the batch's record.
+row goes to whichever is free. ``--status`` prints the batch's record (with the plan each video
+ran with); ``--report`` writes the seam report of the batch's videos (swift_batch.report).
 
 Training data (Stage II): ``--data`` runs the bundled training-data workflow over rows of
 ``video, caption`` (optionally start, stride, clips, frame_step, frames, seed, synthesize): each
@@ -90,8 +91,15 @@ def parse_args(argv=None):
                     help="print the batch's record in --out (row, status, server, prompt id, "
                          "complete on disk) and exit")
     ap.add_argument("--json", action="store_true", help="--status as JSON")
+    ap.add_argument("--report", action="store_true",
+                    help="the seam report of the batch's videos in --out (segment boundaries, "
+                         "paper App. C.9): <name>.seams.json and .png next to each, and exit")
+    ap.add_argument("--m", type=int, default=3,
+                    help="--report: M of videos with no recorded plan (default 3)")
+    ap.add_argument("--n", type=int, default=1,
+                    help="--report: N of videos with no recorded plan (default 1)")
     args = ap.parse_args(argv)
-    if not args.status and args.rows is None:
+    if not (args.status or args.report) and args.rows is None:
         ap.error("the following arguments are required: --rows")
     if args.stage1 and not args.data:
         ap.error("--stage1 makes Stage I training samples: use it with --data")
@@ -172,6 +180,9 @@ def main(argv=None) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if args.status:
         return status(args)
+    if args.report:
+        from .report import report
+        return report(args.out, args.m, args.n, log)
     try:
         summary = run_batch(args, log)
     except (ComfyError, WorkflowError, OSError, ValueError) as e:

@@ -10,6 +10,8 @@ Ctrl-C removes the batch's own queued prompts and interrupts only its own runnin
 """
 from __future__ import annotations
 
+import json
+
 import queue
 import shutil
 import sys
@@ -86,6 +88,26 @@ def fetch(client: ComfyClient, entry: dict, job: Job, args) -> Path:
     return job.output
 
 
+def stage2_plan(entry: dict):
+    """The Stage II sampler's plan output (JSON text) in a history entry, if it has one."""
+    for out in entry.get("outputs", {}).values():
+        if isinstance(out, dict) and out.get("swifti2v_plan"):
+            return out["swifti2v_plan"][0]
+    return None
+
+
+def describe(plan_text: str) -> str:
+    """One log line of a plan: m, n, segments, what auto chose, what a retry changed."""
+    try:
+        p = json.loads(plan_text)
+    except ValueError:
+        return f"plan {plan_text[:120]}"
+    parts = [f"plan m={p.get('m')} n={p.get('n')}, {len(p.get('segments', []))} segments, "
+             f"VAE tile {p.get('tile_size')}"]
+    parts += list(p.get("auto", {}).values()) + list(p.get("changes", []))
+    return "; ".join(parts)
+
+
 def locate(clients: list[ComfyClient], prompt_id: str):
     """(client, status) of the first server that knows the prompt, finished ones first."""
     found = []
@@ -141,7 +163,11 @@ class Batch:
             if bar is not None:
                 bar.close()
         path = fetch(owner, entry, job, args)
-        self.state.update(job.row.name, status="done", server=owner.url)
+        plan = stage2_plan(entry)
+        self.state.update(job.row.name, status="done", server=owner.url,
+                          **({"plan": plan} if plan else {}))
+        if plan:
+            self.log(f"row {job.row.number} ({job.row.name}): {describe(plan)}")
         return path
 
     def on_event(self, job: Job, bar):

@@ -264,3 +264,52 @@ def test_default_workflows_are_the_bundled_api_files():
     assert DATA_WORKFLOW == ROOT / "workflows" / "api" / "swifti2v_training_data_api.json"
     for path in (DEFAULT_WORKFLOW, DATA_WORKFLOW):
         assert all("class_type" in n for n in json.loads(path.read_text()).values())
+
+
+def write_video(path, frames):
+    import av
+    import numpy as np
+    with av.open(str(path), mode="w") as c:
+        s = c.add_stream("libx264", rate=16, options={"crf": "4"})
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            arr = (f.clamp(0, 1) * 255).round().byte().numpy().astype(np.uint8)
+            c.mux(s.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")))
+        c.mux(s.encode())
+
+
+def test_report_flags_a_batch_video_with_seams_at_its_recorded_plan(tmp_path, capsys):
+    """--report reads the plan the batch recorded from Stage II's plan output: the steps sit at
+    its boundaries, so they are flagged; the same video read with an m=3 plan is not."""
+    from swift_batch.__main__ import main
+    from swift_batch.state import BatchState
+    from swift_core.plan import describe_plan, plan_segments
+    from swift_core.seams import boundary_frames
+    from tests.test_seams import pan, with_steps
+
+    plan = plan_segments(21, 4, 1)                  # boundaries 17, 33, 49, 65 (m=3: 13, 25, ..)
+    video = with_steps(pan(), boundary_frames(plan))
+    write_video(tmp_path / "a.mp4", video)
+    BatchState(tmp_path).update("a", status="done", output=str(tmp_path / "a.mp4"),
+                                plan=describe_plan(plan, m=4, n=1))
+    assert main(["--out", str(tmp_path), "--report"]) == 0
+    got = json.loads((tmp_path / "a.seams.json").read_text())
+    assert (tmp_path / "a.seams.png").stat().st_size > 1000
+    assert got["boundaries"] == boundary_frames(plan) and "luma_step" in got["flagged"]
+    assert got["plan_from"] == "the Stage II sampler"
+    assert "a.mp4: seams at segment boundaries" in capsys.readouterr().err
+    # with no record, m and n are used: m=3 puts its boundaries elsewhere
+    (tmp_path / "swifti2v_batch_state.json").unlink()
+    assert main(["--out", str(tmp_path), "--report", "--m", "3"]) == 0
+    got = json.loads((tmp_path / "a.seams.json").read_text())
+    assert got["plan_from"] == "m=3, n=1" and "luma_step" not in got["flagged"]
+
+
+def test_batch_records_and_describes_the_stage2_plan():
+    from swift_batch.runner import describe, stage2_plan
+    from swift_core.plan import describe_plan, plan_segments
+    text = describe_plan(plan_segments(21, 3, 1), m=3, n=1, chosen={"m": "m=auto -> 3: ..."},
+                         tile_size=1408)
+    entry = {"outputs": {"70": {"images": []}, "14": {"swifti2v_plan": [text]}}}
+    assert stage2_plan(entry) == text and stage2_plan({"outputs": {}}) is None
+    assert describe(text).startswith("plan m=3 n=1, 7 segments, VAE tile 1408; m=auto -> 3")

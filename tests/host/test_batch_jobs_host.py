@@ -110,6 +110,11 @@ def test_killed_client_reattaches_and_a_truncated_video_is_fetched_again(server,
     assert batch_main(args) == 0                         # fetched from the history, not rerun
     assert video_frames(video) == FRAMES and executions(server) - before == 1
     check_status_matches_disk(out)
+    plan = json.loads(state(out)["kill"]["plan"])         # the Stage II plan output, recorded
+    assert plan["segments"][0][0] == 1 and plan["segments"][-1][1] == (FRAMES - 1) // 4
+    assert batch_main(["--out", str(out), "--report"]) == 0   # the seam report, on that plan
+    report = json.loads((out / "kill.seams.json").read_text())
+    assert report["frames"] == FRAMES and report["plan_from"] == "the Stage II sampler"
 
 
 def test_ctrl_c_cancels_only_the_clients_own_prompts(server, tmp_path):

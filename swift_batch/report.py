@@ -1,0 +1,96 @@
+"""``python -m swift_batch --report``: the seam report (paper App. C.9) of a batch's videos.
+
+Each video is read in chunks with PyAV and measured by ``swift_core.seams``; its plan is the one
+the batch recorded from the Stage II sampler's plan output, else M and N given here. Next to each
+video: ``<name>.seams.json`` and ``<name>.seams.png``. Needs torch and kornia besides the batch
+requirements.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import av
+
+from .state import BatchState
+
+CHUNK = 8
+
+
+def frames_of(path: Path, chunk: int = CHUNK):
+    """uint8 frames [n, H, W, 3] of a video file, ``chunk`` at a time."""
+    import torch
+    with av.open(str(path)) as container:
+        frames = []
+        for frame in container.decode(video=0):
+            frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")))
+            if len(frames) == chunk:
+                yield torch.stack(frames)
+                frames = []
+        if frames:
+            yield torch.stack(frames)
+
+
+def report_video(path: Path, plan_text: str | None, m: int, n: int) -> dict:
+    """Measure one video; write its JSON and PNG next to it (temporary name, then renamed)."""
+    import numpy as np
+    from PIL import Image
+
+    from swift_core.plan import plan_segments, read_plan
+    from swift_core.rules import TEMPORAL_STRIDE, SwiftInputError
+    from swift_core.seam_plot import plot
+    from swift_core.seams import SeamMeter, verdict
+
+    segments = read_plan(plan_text) if plan_text else None
+    meter = SeamMeter()
+    for chunk in frames_of(path):
+        meter.add(chunk)
+    if segments is None:
+        if (meter.frames - 1) % TEMPORAL_STRIDE:
+            raise SwiftInputError(f"{path.name}: {meter.frames} frames is not 1 + 4k (a Wan "
+                                  "video), and the batch recorded no plan for it")
+        segments = plan_segments((meter.frames - 1) // TEMPORAL_STRIDE + 1, m, n)
+    summary = meter.summary(segments)
+    summary["verdict"] = verdict(summary)
+    summary["plan_from"] = "the Stage II sampler" if plan_text else f"m={m}, n={n}"
+    stem = path.with_suffix("")
+    tmp = Path(f"{stem}.seams.json.part")
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, f"{stem}.seams.json")
+    img = (plot(summary, title=f"{path.name}: {summary['verdict']}")[0].numpy() * 255)
+    tmp = Path(f"{stem}.seams.png.part")
+    Image.fromarray(img.round().astype(np.uint8)).save(tmp, format="PNG")
+    os.replace(tmp, f"{stem}.seams.png")
+    return summary
+
+
+def report(out: Path, m: int, n: int, log=print) -> int:
+    """Every video of the batch in ``out`` (the recorded rows, else every .mp4 there)."""
+    try:
+        import kornia  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as e:
+        log(f"error: --report needs torch and kornia ({e.name} is missing): "
+            "pip install torch kornia")
+        return 2
+    from swift_core.rules import SwiftInputError
+
+    rows = BatchState(out).rows
+    videos = [(Path(r["output"]), r.get("plan")) for r in rows.values()
+              if r.get("status") == "done" and str(r.get("output", "")).endswith(".mp4")]
+    if not rows:
+        videos = [(p, None) for p in sorted(Path(out).glob("*.mp4"))]
+    if not videos:
+        log(f"error: no finished videos in {out}")
+        return 2
+    failed = 0
+    for path, plan_text in videos:
+        try:
+            summary = report_video(path, plan_text, m, n)
+        except (SwiftInputError, OSError, av.error.FFmpegError) as e:
+            log(f"{path.name}: no report ({e})")
+            failed += 1
+            continue
+        log(f"{path.name}: {summary['verdict']}")
+    return 1 if failed else 0
