@@ -15,7 +15,7 @@ import av
 
 from .state import BatchState
 
-CHUNK = 8
+CHUNK = 4
 
 
 def frames_of(path: Path, chunk: int = CHUNK):

@@ -42,15 +42,21 @@ def boundary_frames(plan) -> list[int]:
     return [first for first, _ in segment_frames(plan)[1:]]
 
 
-def _analysis(frames: torch.Tensor) -> torch.Tensor:
-    """IMAGE [n, H, W, 3] (0..1 float or uint8) -> [n, 3, h, w] float, long side <= ANALYSIS_SIDE."""
-    x = frames[..., :3].movedim(-1, 1)
-    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-    scale = ANALYSIS_SIDE / max(x.shape[-2:])
-    if scale < 1:
-        size = (max(1, round(x.shape[-2] * scale)), max(1, round(x.shape[-1] * scale)))
-        x = F.interpolate(x, size=size, mode="area")
-    return x
+def _float_frames(frames: torch.Tensor, size=None):
+    """IMAGE [n, H, W, 3] (0..1 float or uint8) -> [n, 3, h, w] float, area-downscaled to
+    ``size`` (or so the long side is at most ANALYSIS_SIDE), one frame at a time: a 2K chunk is
+    never converted to float whole."""
+    out = []
+    for f in frames:
+        x = f[..., :3].movedim(-1, 0).unsqueeze(0)
+        x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+        target = size
+        if target is None:
+            scale = ANALYSIS_SIDE / max(x.shape[-2:])
+            target = (max(1, round(x.shape[-2] * scale)), max(1, round(x.shape[-1] * scale))) \
+                if scale < 1 else None
+        out.append(F.interpolate(x, size=tuple(target), mode="area") if target else x)
+    return torch.cat(out)
 
 
 def _luma(x: torch.Tensor) -> torch.Tensor:
@@ -75,7 +81,7 @@ class SeamMeter:
               f"frames: expected IMAGE frames [n, H, W, 3], got shape {tuple(frames.shape)}")
         if self.stage1 is not None:
             self._fidelity(frames)
-        x = _analysis(frames)
+        x = _float_frames(frames)
         y = _luma(x)
         sharp = kornia.filters.sobel(y).mean(dim=(1, 2, 3))
         self.luma += y.mean(dim=(1, 2, 3)).tolist()
@@ -95,9 +101,7 @@ class SeamMeter:
         check(t0 + n <= self.stage1.shape[0],
               f"stage1: {self.stage1.shape[0]} frames, but the video has more ({t0 + n}+)")
         ref = self.stage1[t0:t0 + n, ..., :3].movedim(-1, 1).float()
-        x = frames[..., :3].movedim(-1, 1)
-        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-        x = F.interpolate(x, size=ref.shape[-2:], mode="area")
+        x = _float_frames(frames, size=ref.shape[-2:])
         mse = (x.clamp(0, 1) - ref.clamp(0, 1)).square().mean(dim=(1, 2, 3)).clamp_min(1e-10)
         self.psnr += (-10 * torch.log10(mse)).tolist()
 
