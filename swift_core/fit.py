@@ -56,8 +56,8 @@ def choose_m(budget: int, cfg: WanDiTConfig, num_blocks: int, latent_h: int, lat
             why = "" if m == top else f"; m={m + 1} would need {_gib(need(m + 1))}"
             return Fit(m, need(m), budget,
                        f"m=auto -> {m}: a window of {max_window_blocks(num_blocks, m, n)} latent "
-                       f"blocks at {size} needs about {_gib(need(m))} (x{margin} margin) of the "
-                       f"{_gib(budget)} free on {where}{why}")
+                       f"blocks at {size} needs about {_gib(need(m))} ({_gib(int(need(m) * margin))} "
+                       f"with the x{margin} margin) of the {_gib(budget)} free on {where}{why}")
     blocks = max_window_blocks(num_blocks, 1, n)
     raise SwiftInputError(
         f"m=auto: even m=1 (a window of {blocks} latent blocks at {size}) needs about "
@@ -84,8 +84,8 @@ def choose_tile(budget: int, frame_h: int, frame_w: int, *, decode: bool = True,
             shown = "the whole frame" if (th, tw) == (frame_h, frame_w) else f"{th}x{tw} px tiles"
             return Fit(min(tile, whole), need, budget,
                        f"tile_size=auto -> {min(tile, whole)}: the VAE {kind} on {shown} needs "
-                       f"about {_gib(need)} (x{margin} margin) of the {_gib(budget)} free on "
-                       f"{where}")
+                       f"about {_gib(need)} ({_gib(int(need * margin))} with the x{margin} "
+                       f"margin) of the {_gib(budget)} free on {where}")
     need = vae_tile_bytes(min(lowest, frame_h), min(lowest, frame_w), decode=decode,
                           dtype_bytes=dtype_bytes, frame_h=frame_h, frame_w=frame_w)
     raise SwiftInputError(
