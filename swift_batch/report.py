@@ -34,7 +34,6 @@ def frames_of(path: Path, chunk: int = CHUNK):
 
 def report_video(path: Path, plan_text: str | None, m: int, n: int) -> dict:
     """Measure one video; write its JSON and PNG next to it (temporary name, then renamed)."""
-    import numpy as np
     from PIL import Image
 
     from swift_core.plan import plan_segments, read_plan
@@ -58,9 +57,10 @@ def report_video(path: Path, plan_text: str | None, m: int, n: int) -> dict:
     tmp = Path(f"{stem}.seams.json.part")
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, f"{stem}.seams.json")
-    img = (plot(summary, title=f"{path.name}: {summary['verdict']}")[0].numpy() * 255)
+    img = (plot(summary, title=f"{path.name}: {summary['verdict']}")[0] * 255).round().byte()
     tmp = Path(f"{stem}.seams.png.part")
-    Image.fromarray(img.round().astype(np.uint8)).save(tmp, format="PNG")
+    Image.frombytes("RGB", (img.shape[1], img.shape[0]), img.contiguous().numpy().tobytes()) \
+        .save(tmp, format="PNG")
     os.replace(tmp, f"{stem}.seams.png")
     return summary
 

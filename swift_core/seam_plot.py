@@ -1,7 +1,6 @@
 """The seam report as a picture: per-frame curves, segment boundaries as red lines (Pillow)."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
@@ -39,9 +38,9 @@ def plot(summary: dict, title: str = "") -> torch.Tensor:
         y0 = TOP + i * (PANEL + GAP)
         y1 = y0 + PANEL
         d.rectangle([LEFT, y0, WIDTH - RIGHT, y1], outline=(160, 160, 160))
-        values = np.asarray(summary["series"][name], dtype=np.float64)
+        values = [float(v) for v in summary["series"][name]]
         offset = 0 if name == "luma" else 1                 # pair (t-1, t) is drawn at t
-        lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+        lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
         span = hi - lo if hi > lo else 1.0
         d.text((6, y0 + 4), LABELS[name], fill=CURVES[name])
         d.text((6, y0 + 20), f"{hi:.3g}", fill=(90, 90, 90))
@@ -53,5 +52,5 @@ def plot(summary: dict, title: str = "") -> torch.Tensor:
             d.line([(x, y0 + 1), (x, y1 - 1)], fill=BOUNDARY, width=1)
         if len(pts) > 1:
             d.line(pts, fill=CURVES[name], width=2)
-    arr = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
-    return arr.unsqueeze(0)
+    arr = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    return (arr.view(1, height, WIDTH, 3).float() / 255.0)
