@@ -4,8 +4,9 @@
     torchrun --nnodes 4 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m swift_train.train ...
 
 Re-running the same command resumes from the run's latest checkpoint (same data order, same
-draws). Rank 0 shows a progress bar and appends one JSON line per step to RUN/log.jsonl (loss, lr,
-grad norm, samples/s, memory; validation error when it runs).
+draws). Rank 0 shows a progress bar and logs every step (loss, lr, grad norm, samples/s, memory;
+validation error when it runs) twice: one JSON line in RUN/log.jsonl and TensorBoard scalars in
+RUN/tensorboard (``tensorboard --logdir RUN``).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import time
 
 import torch
@@ -370,11 +372,37 @@ def guard(entry: dict, bad_in_a_row: int) -> int:
     return bad_in_a_row
 
 
+def tensorboard_writer(out: str):
+    """TensorBoard's writer for RUN/tensorboard (torch's own SummaryWriter), or None with one
+    line when the tensorboard package is missing (it is in requirements-train.txt)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        print("swift_train: tensorboard is not installed (pip install -r requirements-train.txt); "
+              "logging to log.jsonl only", file=sys.stderr)
+        return None
+    return SummaryWriter(os.path.join(out, "tensorboard"))
+
+
+def scalars(entry: dict) -> dict:
+    """The numbers of a log entry as TensorBoard tags: val/... for validation, memory/gib,
+    train/... for the rest."""
+    out = {}
+    for key, value in entry.items():
+        if key == "step" or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        group = next((g for g in ("val", "memory") if key.startswith(g + "_")), "train")
+        out[f"{group}/{key.removeprefix(group + '_')}"] = value
+    return out
+
+
 class RunLog:
-    """Rank 0's record of a run: one JSON line per entry in RUN/log.jsonl, and a progress bar."""
+    """Rank 0's record of a run: one JSON line per entry in RUN/log.jsonl, the same numbers as
+    TensorBoard scalars in RUN/tensorboard, and a progress bar."""
 
     def __init__(self, args, rank: int, step: int):
         self.file = open(os.path.join(args.out, "log.jsonl"), "a") if rank == 0 else None
+        self.board = tensorboard_writer(args.out) if rank == 0 else None
         self.bar = None
         if rank == 0 and not args.no_progress:
             from tqdm import tqdm
@@ -384,13 +412,17 @@ class RunLog:
         if self.file:
             self.file.write(json.dumps(entry) + "\n")
             self.file.flush()
+        if self.board:
+            for tag, value in scalars(entry).items():
+                self.board.add_scalar(tag, value, entry["step"])
+            self.board.flush()
         if self.bar and entry.get("loss") is not None:
             self.bar.set_postfix(loss=f"{entry['loss']:.4f}", mem=f"{entry['memory_gib']:.1f}G")
         if self.bar and ("loss" in entry or "skipped" in entry):
             self.bar.update(1)
 
     def close(self) -> None:
-        for f in (self.bar, self.file):
+        for f in (self.bar, self.file, self.board):
             if f:
                 f.close()
 

@@ -171,6 +171,15 @@ def test_every_rank_draws_the_same_window_and_a_nonfinite_loss_is_skipped(datase
     assert all(b % (2 * block) == 0 for b in got) and min(got) < 2 * 5 * block, got
     assert all(math.isfinite(e["loss"]) for e in log if e["step"] != 3)
     assert len({e["window"] for e in log}) > 1            # drawn per step, not fixed
+    # the same numbers as TensorBoard scalars (read back with tensorboard's own reader)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    board = EventAccumulator(str(tmp_path / "a" / "tensorboard"))
+    board.Reload()
+    loss = {ev.step: ev.value for ev in board.Scalars("train/loss")}
+    assert sorted(loss) == [1, 2, 4, 5, 6]                 # the skipped step has no loss
+    assert all(loss[e["step"]] == pytest.approx(e["loss"], rel=1e-6) for e in log if e["loss"])
+    assert {"train/grad_norm", "train/lr", "train/samples_per_s", "memory/gib"} <= \
+        set(board.Tags()["scalars"])
     from swift_train.data import window_generator
     from swift_core.training import PAIRS, draw_pair
     assert [e["window"] for e in log] == [
