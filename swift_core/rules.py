@@ -116,7 +116,7 @@ def check_m(m, name: str = "m") -> int:
 
 def check_m_input(m, name: str = "m") -> int:
     """The m widget: 0 is auto (chosen from free memory), otherwise M itself."""
-    return m if m == 0 and _is_int(m) else check_m(m, name)
+    return check_at_least(m, name, 0, " (0 = auto, else the segment length M; paper: 3)")
 
 
 def check_n(n, name: str = "n") -> int:

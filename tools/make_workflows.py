@@ -171,6 +171,10 @@ def stage2_nodes(s2x: int, low_res: tuple, image: tuple, prompts: tuple, size_fr
         node(17, "SaveVideo", [2340, 80], [560, 560],
              {"filename_prefix": "video/SwiftI2V", "format": "auto", "codec": "auto"},
              {"video": (14, 1)}),
+        node(20, "SwiftI2VSeamReport", [2340, 680], [560, 520], {"m": 3, "n": 1},
+             {"video": (14, 1), "plan": (14, 2), "stage1": low_res},
+             title="Seam Report (un-bypass with Ctrl+B to check segment boundaries)",
+             mode=BYPASS),
     ]
 
 

@@ -13,6 +13,7 @@ NODES = {
     "SwiftI2VHybridReference": "SwiftI2V Hybrid Reference Builder",
     "SwiftI2VStage2Sampler": "SwiftI2V CSG Stage II Sampler",
     "SwiftI2VSegmentDecoder": "SwiftI2V Segment Decoder",
+    "SwiftI2VSeamReport": "SwiftI2V Seam Report",
 }
 
 
@@ -31,7 +32,7 @@ def rel_err(a, b):
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-8))
 
 
-def test_object_info_lists_the_four_nodes(client):
+def test_object_info_lists_the_inference_nodes(client):
     info = client.object_info()
     for node_id, title in NODES.items():
         assert node_id in info, node_id
@@ -40,7 +41,9 @@ def test_object_info_lists_the_four_nodes(client):
         for group in ("required", "optional"):
             for name, spec in node["input"].get(group, {}).items():
                 assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
-    assert info["SwiftI2VStage2Sampler"]["output"] == ["LATENT", "VIDEO"]
+    assert info["SwiftI2VStage2Sampler"]["output"] == ["LATENT", "VIDEO", "STRING"]
+    assert info["SwiftI2VSeamReport"]["output"] == ["IMAGE", "STRING"]
+    assert info["SwiftI2VSeamReport"]["output_node"] is True
     assert info["SwiftI2VSegmentDecoder"]["output"] == ["IMAGE", "VIDEO"]
     assert info["SwiftI2VHybridReference"]["output"] == ["LATENT"]
     assert info["SwiftI2VStage1Sampler"]["output"] == ["IMAGE", "LATENT", "INT", "INT"]
