@@ -74,28 +74,25 @@ def one(width: int, height: int, m: int, n: int, world: int, checkpointing: bool
 
 def estimate(row: dict) -> dict:
     """swift_core.memory's figures for the same step."""
-    from swift_core.memory import (WAN22_TI2V_5B, training_checkpoint_bytes,
-                                   training_state_bytes, window_activation_bytes)
+    from swift_core.memory import (WAN22_TI2V_5B, training_activation_bytes,
+                                   training_state_bytes)
     w, h = (int(v) for v in row["size"].split("x"))
     b, lh, lw = row["window_blocks"], h // 16, w // 16
     state = training_state_bytes(WAN22_TI2V_5B, row["world"])
-    acts = (training_checkpoint_bytes(WAN22_TI2V_5B, b, lh, lw)
-            + window_activation_bytes(WAN22_TI2V_5B, b, lh, lw)) if row["checkpointing"] \
-        else None
+    acts = training_activation_bytes(WAN22_TI2V_5B, b, lh, lw, row["checkpointing"])
     return {"estimate_state": state, "estimate_activations": acts}
 
 
 def table(rows: list[dict]) -> str:
     out = ["| size | M x N (window) | ranks | act. ckpt | traced peak | traced state | "
-           "estimate state | traced activations | estimate activations |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "estimate state | traced activations | estimate activations | ratio |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        ea = r["estimate_activations"]
+        ea, ta = r["estimate_activations"], r["traced_activations"]
         out.append(f"| {r['size']} | {r['pair']} ({r['window_blocks']}) | {r['world']} | "
                    f"{'on' if r['checkpointing'] else 'off'} | {r['traced_total'] / GIB:.1f} GiB | "
                    f"{r['traced_state'] / GIB:.2f} | {r['estimate_state'] / GIB:.2f} | "
-                   f"{r['traced_activations'] / GIB:.2f} | "
-                   f"{'-' if ea is None else f'{ea / GIB:.2f}'} |")
+                   f"{ta / GIB:.2f} | {ea / GIB:.2f} | {ea / ta:.2f} |")
     return "\n".join(out)
 
 

@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from swift_core.memory import (WAN22_TI2V_5B, WanDiTConfig, training_checkpoint_bytes,
-                               training_flops, training_state_bytes, window_activation_bytes)
+from swift_core.memory import (WAN22_TI2V_5B, WanDiTConfig, training_activation_bytes,
+                               training_flops, training_state_bytes)
 from swift_core.plan import plan_segments
 from swift_core.adapters import diffusers_wan_velocity
 from swift_core.training import masked_velocity_loss, training_window
@@ -87,9 +87,7 @@ def main(argv=None):
             times.append(time.perf_counter() - t0)
         k = len(seg.window)
         peak = torch.cuda.max_memory_allocated() / GIB if device.type == "cuda" else float("nan")
-        est_act = (training_checkpoint_bytes(cfg, k, lh, lw)
-                   + window_activation_bytes(cfg, k, lh, lw, per_token_timestep=True)
-                   / cfg.layers) / GIB
+        est_act = training_activation_bytes(cfg, k, lh, lw) / GIB
         print(f"| {m} {n} | {k} | {cfg.tokens(k, lh, lw)} | {times[-1]:.2f} | "
               f"{training_flops(cfg, k, lh, lw) / (args.tflops * 1e12):.2f} | {peak:.1f} | "
               f"{est_act:.2f} |")

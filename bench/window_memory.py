@@ -154,8 +154,8 @@ def main(argv=None) -> int:
         print(f"| {label[0]} | {label[1]} | {blocks} | {traced / GIB:.2f} GiB | "
               f"{est / GIB:.2f} GiB | {est / traced:.2f} |")
     if comfy:
-        print(f"\nThe Wan 2.2 VAE on one tile, one latent block (4 frames) with its causal cache "
-              f"full (bf16):\n")
+        print("\nThe Wan 2.2 VAE on one tile, one latent block (4 frames) with its causal cache "
+              "full (bf16):\n")
         print("| tile | decode traced | decode estimate | ratio | encode traced | "
               "encode estimate | ratio |")
         print("| --- | --- | --- | --- | --- | --- | --- |")

@@ -115,10 +115,35 @@ def training_state_bytes(cfg: WanDiTConfig, world: int = 1) -> int:
     return TRAIN_STATE_BYTES * cfg.params // max(world, 1)
 
 
+#: Bytes per token that one Wan block keeps for its backward pass, per unit of ``dim`` (diffusers'
+#: Wan: fp32 norms, modulation and residual adds around bf16 projections) beside the FFN's
+#: ``4 * ffn`` (its bf16 hidden state before and after the GELU). Fitted to ``python -m
+#: bench.train_memory``'s FSDP2 traces of the real Wan2.2-TI2V-5B: 371 KB a token a block.
+K_TRAIN_DIM = 102
+#: diffusers' Wan keeps its residual stream (a checkpointed block's input) in fp32
+RESIDUAL_BYTES = 4
+
+
 def training_checkpoint_bytes(cfg: WanDiTConfig, blocks: int, latent_h: int, latent_w: int,
-                              dtype_bytes: int = 2) -> int:
+                              dtype_bytes: int = RESIDUAL_BYTES) -> int:
     """With activation checkpointing, the block inputs kept for the backward pass."""
     return cfg.layers * cfg.tokens(blocks, latent_h, latent_w) * cfg.dim * dtype_bytes
+
+
+def training_block_bytes(cfg: WanDiTConfig, blocks: int, latent_h: int, latent_w: int) -> int:
+    """What one block's forward keeps for its backward pass."""
+    return cfg.tokens(blocks, latent_h, latent_w) * (K_TRAIN_DIM * cfg.dim + 4 * cfg.ffn)
+
+
+def training_activation_bytes(cfg: WanDiTConfig, blocks: int, latent_h: int, latent_w: int,
+                              checkpointing: bool = True) -> int:
+    """Activations of one training step at its peak: with checkpointing every block's input
+    plus one block recomputed for its backward; without, every block's saved tensors. Within 5%
+    of the traces at 2560x1408 and 1920x1088 (docs/training.md)."""
+    block = training_block_bytes(cfg, blocks, latent_h, latent_w)
+    if checkpointing:
+        return training_checkpoint_bytes(cfg, blocks, latent_h, latent_w) + block
+    return cfg.layers * block
 
 
 def training_flops(cfg: WanDiTConfig, blocks: int, latent_h: int, latent_w: int,
