@@ -28,7 +28,6 @@ STAND_OUT = 0.5         # share of boundaries above the other pairs' median + 3 
 PERIODIC_FLAG = 0.5     # autocorrelation of the luma steps at the segment length
 EPS = 1e-3              # below this a metric is no change at all (0..1 units)
 ANALYSIS_SIDE = 512
-LUMA = (0.299, 0.587, 0.114)
 
 
 def segment_frames(plan) -> list[tuple[int, int]]:
@@ -59,11 +58,6 @@ def _float_frames(frames: torch.Tensor, size=None):
     return torch.cat(out)
 
 
-def _luma(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
-
-
 class SeamMeter:
     """Feed frames in order (:meth:`add`, any chunk size); :meth:`summary` with the plan."""
 
@@ -82,7 +76,7 @@ class SeamMeter:
         if self.stage1 is not None:
             self._fidelity(frames)
         x = _float_frames(frames)
-        y = _luma(x)
+        y = kornia.color.rgb_to_grayscale(x)                   # BT.601 luma
         sharp = kornia.filters.sobel(y).mean(dim=(1, 2, 3))
         self.luma += y.mean(dim=(1, 2, 3)).tolist()
         y = y.mean(dim=(1, 2, 3))
