@@ -78,9 +78,14 @@ def check_window_fits(model, latent_shape, m: int, n: int, cfg: float) -> None:
                           advice="lower m (or n), or the size")
 
 
-def _loaded_on(device) -> list:
-    return [lm for lm in getattr(mm, "current_loaded_models", [])
-            if getattr(lm, "device", None) == device]
+def _held_on(device) -> int:
+    """Bytes of the models ComfyUI holds on ``device`` (it can unload them); 0 where its
+    model list changed shape (the choice then rests on what is free now)."""
+    try:
+        return sum(int(lm.model_loaded_memory()) for lm in mm.current_loaded_models
+                   if getattr(lm, "device", None) == device)
+    except (AttributeError, TypeError):
+        return 0
 
 
 def device_budget(device, resident=()) -> tuple[int, str]:
@@ -90,8 +95,8 @@ def device_budget(device, resident=()) -> tuple[int, str]:
     cannot all stay, the budget is what ComfyUI's partial loading leaves (weights offloaded), and
     the second value says so."""
     free = int(mm.get_free_memory(device))
-    held = sum(int(lm.model_loaded_memory()) for lm in _loaded_on(device))
-    reserve = int(mm.extra_reserved_memory())
+    held = _held_on(device)
+    reserve = int(getattr(mm, "extra_reserved_memory", lambda: 0)())
     weights = sum(int(p.model_size()) for p in resident)
     resident_budget = free + held - weights - reserve
     if resident_budget > 0:
