@@ -58,9 +58,6 @@ class SwiftI2VHybridReference(io.ComfyNode):
         checks.check_stage2_vae(vae)
         check_low_res_aspect(low_res.shape[2], low_res.shape[1], size.width, size.height, crop)
         fits.check_chunk_fits(size.width, size.height, blocks_per_chunk)
-        if tile_size == 0:
-            tile_size, _ = fits.resolve(fits.auto_tile(vae, size.height, size.width, overlap,
-                                                       decode=False))
         pbar = progress.progress_bar(len(hybrid_chunks(size.frames, blocks_per_chunk)))
         chunks = iter_hybrid_reference(low_res, image, size.width, size.height,
                                        method=upscale_method, blocks_per_chunk=blocks_per_chunk,

@@ -7,7 +7,9 @@ import torch
 
 import comfy.latent_formats
 
+from ...swift_core.rules import WAN22_SPATIAL
 from .checks import check_stage2_vae
+from .fits import auto_tile, resolve
 from .vae_protocol import CoreSegmentDecoder, log_fallback, protocol_mismatch
 from .vae_stream import WanVAEStream
 
@@ -27,9 +29,13 @@ def block_decoder(vae, tile_px: int = 0, overlap_px: int = 64):
 def encode_chunks(vae, chunks, latent_h: int, latent_w: int, tile_px: int, overlap_px: int,
                   on_chunk=None) -> torch.Tensor:
     """Encode IMAGE chunks (block-aligned, in order) into one raw latent, the causal state carried;
-    ``on_chunk(i)`` after each (a progress bar: it also stops there on Cancel). If core's VAE
-    protocol changed, the chunks are gathered and encoded by core's own ``vae.encode`` (logged)."""
+    ``on_chunk(i)`` after each (a progress bar: it also stops there on Cancel). ``tile_px`` 0:
+    auto (the largest tile that fits, logged). If core's VAE protocol changed, the chunks are
+    gathered and encoded by core's own ``vae.encode`` (logged)."""
     check_stage2_vae(vae)
+    if tile_px == 0:
+        tile_px, _ = resolve(auto_tile(vae, latent_h * WAN22_SPATIAL, latent_w * WAN22_SPATIAL,
+                                       overlap_px, decode=False))
     reason = protocol_mismatch(vae)
     if reason is not None:
         log_fallback(reason, "encoding the whole clip at once")
