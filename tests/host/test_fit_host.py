@@ -79,8 +79,9 @@ def oom_graph(name, max_blocks=3, seed=0):
 
 
 def test_window_out_of_memory_is_retried_smaller_without_leaking(client, server):
-    """Windows above 3 blocks raise torch's OutOfMemoryError (holding a 32 MB tensor): M drops
-    3 -> 2 -> 1, every frame is there, and three such runs leave the server's RSS flat."""
+    """Windows above 3 blocks raise torch's OutOfMemoryError (holding a 256 MB tensor): M drops
+    3 -> 2 -> 1, every frame is there, and three such runs leave the server's RSS flat: a leak
+    would add 512 MB a run; RSS moves about 50 MB from run to run anyway."""
     rss = []
     for i in range(3):
         before = len(server.log_text())
@@ -95,8 +96,7 @@ def test_window_out_of_memory_is_retried_smaller_without_leaking(client, server)
         assert latent.shape[2] == 5 and latent.isfinite().all()
         assert frames_in(saved_video(server, entry, f"oom_{i}")) == 17
         rss.append(rss_mib(server))
-    # the first run warms caches; the later two must not grow by the failed windows' tensors
-    assert rss[2] - rss[1] < 48, rss
+    assert max(rss) - min(rss) < 256, rss
 
 
 def test_vae_out_of_memory_halves_the_tile_and_keeps_the_causal_state(client, server):

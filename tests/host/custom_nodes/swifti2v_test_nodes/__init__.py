@@ -222,7 +222,7 @@ class SwiftTestOOMAbove:
     def patch(self, model, max_blocks):
         def limit(executor, x, *args, **kwargs):
             if x.shape[2] > max_blocks:
-                big = torch.empty(8 << 20)      # a live tensor the failed window leaves behind
+                big = torch.full((64 << 20,), 1.0)   # 256 MB, touched: the failed window's memory
                 raise torch.OutOfMemoryError(f"test: a window of {x.shape[2]} blocks "
                                              f"({big.numel()} floats)")
             return executor(x, *args, **kwargs)
