@@ -14,6 +14,23 @@ NO_VAE_VIDEO = ("vae: the video output needs the vae input (the Wan 2.2 VAE, "
                 "wan2.2_vae.safetensors) connected; connect it, or use the latent output only")
 
 
+def fit_to_device(model, vae, latent_shape, m: int, n: int, cfg: float, tile_size: int,
+                  overlap: int):
+    """``m`` and ``tile_size`` with auto (0) chosen for the device, before any work: (m,
+    tile_size, {input: why}). An explicit ``m`` is checked against the device instead."""
+    chosen = {}
+    if m == 0:
+        resident = [model] + ([vae.patcher] if vae is not None else [])
+        m, chosen["m"] = fits.resolve(fits.auto_m(model, latent_shape, n, cfg, resident))
+    else:
+        fits.check_window_fits(model, latent_shape, m, n, cfg)
+    if vae is not None and tile_size == 0:
+        h, w = (d * WAN22_SPATIAL for d in latent_shape[3:])
+        tile_size, chosen["tile_size"] = fits.resolve(
+            fits.auto_tile(vae, h, w, overlap, decode=True, resident=[model]))
+    return m, tile_size, chosen
+
+
 class SwiftI2VStage2Sampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -92,21 +109,12 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
         anchor = ref[:, :, :1]
         mode = checks.resolve_mode(model, mode)
         check_denoise(denoise, mode)
-        chosen = {}
         if vae is not None:
             checks.check_stage2_vae(vae)
         else:                       # a VIDEO consumer needs the vae: refused before any work
             checks.check(not checks.output_used(cls.hidden.prompt, cls.hidden.unique_id, 1),
                          NO_VAE_VIDEO)
-        resident = [model] + ([vae.patcher] if vae is not None else [])
-        if m == 0:                  # auto: the largest M that fits, chosen before any work
-            m, chosen["m"] = fits.resolve(fits.auto_m(model, ref.shape, n, cfg, resident))
-        else:
-            fits.check_window_fits(model, ref.shape, m, n, cfg)
-        if vae is not None and tile_size == 0:
-            tile_size, chosen["tile_size"] = fits.resolve(fits.auto_tile(
-                vae, ref.shape[3] * WAN22_SPATIAL, ref.shape[4] * WAN22_SPATIAL, overlap,
-                decode=True, resident=[model]))
+        m, tile_size, chosen = fit_to_device(model, vae, ref.shape, m, n, cfg, tile_size, overlap)
         plan = plan_segments(ref.shape[2], m, n)
         pbar = progress.progress_bar(len(plan) * steps)
         retry = oom.WindowRetry(n, on_replan=lambda new: setattr(pbar, "total", len(new) * steps))
