@@ -3,10 +3,9 @@ import json
 
 from comfy_api.latest import io, ui
 
-from ..swift_core.plan import plan_segments, read_plan
-from ..swift_core.rules import TEMPORAL_STRIDE, check, check_m, check_n
+from ..swift_core.rules import check, check_m, check_n
 from ..swift_core.seam_plot import plot
-from ..swift_core.seams import SeamMeter, verdict
+from ..swift_core.seams import CHUNK, seam_report
 from .bridge import checks, progress
 from .bridge.video_read import iter_video
 from .types import CATEGORY, validate
@@ -63,19 +62,9 @@ class SwiftI2VSeamReport(io.ComfyNode):
             checks.check_image(images, "images")
         if stage1 is not None:
             checks.check_image(stage1, "stage1")
-        segments = read_plan(plan) if plan else None     # a bad plan is refused before reading
-        meter = SeamMeter(stage1=stage1)
-        chunks = iter_video(video) if video is not None else images.split(8)
-        for chunk in chunks:
-            progress.throw_if_interrupted()
-            meter.add(chunk)
-        if segments is None:
-            check((meter.frames - 1) % TEMPORAL_STRIDE == 0,
-                  f"video: {meter.frames} frames is not 1 + {TEMPORAL_STRIDE}k, as a Wan video "
-                  "is; connect the Stage II sampler's plan, or trim the video")
-            segments = plan_segments((meter.frames - 1) // TEMPORAL_STRIDE + 1, m, n)
-        summary = meter.summary(segments)
-        summary["verdict"] = verdict(summary)
+        chunks = iter_video(video) if video is not None else images.split(CHUNK)
+        summary = seam_report(chunks, plan, m, n, stage1=stage1,
+                              each_chunk=progress.throw_if_interrupted)
         image = plot(summary)
         report = json.dumps(summary)
         shown = {**ui.PreviewImage(image, cls=cls).as_dict(), "text": [summary["verdict"]],

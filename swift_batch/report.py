@@ -1,9 +1,9 @@
 """``python -m swift_batch --report``: the seam report (paper App. C.9) of a batch's videos.
 
-Each video is read in chunks with PyAV and measured by ``swift_core.seams``; its plan is the one
-the batch recorded from the Stage II sampler's plan output, else M and N given here. Next to each
-video: ``<name>.seams.json`` and ``<name>.seams.png``. Needs torch and kornia besides the batch
-requirements.
+Each video is read in chunks and measured by ``swift_core.seams.seam_report``, as the Seam Report
+node does; its plan is the one the batch recorded from the Stage II sampler's plan output, else M
+and N given here. Next to each video: ``<name>.seams.json`` and ``<name>.seams.png``. Needs torch
+and kornia besides the batch requirements.
 """
 from __future__ import annotations
 
@@ -15,43 +15,15 @@ import av
 
 from .state import BatchState
 
-CHUNK = 4
-
-
-def frames_of(path: Path, chunk: int = CHUNK):
-    """uint8 frames [n, H, W, 3] of a video file, ``chunk`` at a time."""
-    import torch
-    with av.open(str(path)) as container:
-        frames = []
-        for frame in container.decode(video=0):
-            frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")))
-            if len(frames) == chunk:
-                yield torch.stack(frames)
-                frames = []
-        if frames:
-            yield torch.stack(frames)
-
 
 def report_video(path: Path, plan_text: str | None, m: int, n: int) -> dict:
     """Measure one video; write its JSON and PNG next to it (temporary name, then renamed)."""
     from PIL import Image
 
-    from swift_core.plan import plan_segments, read_plan
-    from swift_core.rules import TEMPORAL_STRIDE, SwiftInputError
     from swift_core.seam_plot import plot
-    from swift_core.seams import SeamMeter, verdict
+    from swift_core.seams import seam_report, video_chunks
 
-    segments = read_plan(plan_text) if plan_text else None
-    meter = SeamMeter()
-    for chunk in frames_of(path):
-        meter.add(chunk)
-    if segments is None:
-        if (meter.frames - 1) % TEMPORAL_STRIDE:
-            raise SwiftInputError(f"{path.name}: {meter.frames} frames is not 1 + 4k (a Wan "
-                                  "video), and the batch recorded no plan for it")
-        segments = plan_segments((meter.frames - 1) // TEMPORAL_STRIDE + 1, m, n)
-    summary = meter.summary(segments)
-    summary["verdict"] = verdict(summary)
+    summary = seam_report(video_chunks(str(path), path.name), plan_text, m, n)
     summary["plan_from"] = "the Stage II sampler" if plan_text else f"m={m}, n={n}"
     stem = path.with_suffix("")
     tmp = Path(f"{stem}.seams.json.part")

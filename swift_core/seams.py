@@ -19,7 +19,7 @@ import kornia
 import torch
 import torch.nn.functional as F
 
-from .plan import Segment
+from .plan import Segment, plan_segments, read_plan
 from .rules import TEMPORAL_STRIDE, check
 
 METRICS = ("difference", "luma_step", "structure")
@@ -28,6 +28,7 @@ STAND_OUT = 0.5         # share of boundaries above the other pairs' median + 3 
 PERIODIC_FLAG = 0.5     # autocorrelation of the luma steps at the segment length
 EPS = 1e-3              # below this a metric is no change at all (0..1 units)
 ANALYSIS_SIDE = 512
+CHUNK = 4               # frames decoded and measured at once
 
 
 def segment_frames(plan) -> list[tuple[int, int]]:
@@ -159,3 +160,40 @@ def verdict(summary: dict) -> str:
     tail = (f"; repeats every {summary['segment_length']} frames ({', '.join(periodic)})"
             if periodic else "")
     return f"{head}: boundary / other pairs {gaps}{tail}"
+
+
+def video_chunks(source, name: str = "video", chunk: int = CHUNK):
+    """uint8 frames [n, H, W, 3] of a video file (a path or a file object), ``chunk`` at a time,
+    decoded with PyAV (as ComfyUI reads videos): never the whole video at once."""
+    import av
+    with av.open(source) as container:
+        check(len(container.streams.video) > 0, f"{name}: the file has no video stream")
+        frames = []
+        for frame in container.decode(container.streams.video[0]):
+            frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")))
+            if len(frames) == chunk:
+                yield torch.stack(frames)
+                frames = []
+        if frames:
+            yield torch.stack(frames)
+
+
+def seam_report(chunks, plan_text: str | None = None, m: int = 3, n: int = 1, *,
+                stage1: torch.Tensor | None = None, each_chunk=None) -> dict:
+    """The whole report of a video given as frame chunks: on the plan it was made with (a Stage II
+    ``plan`` string, read before any frame), else on ``m`` and ``n``; with its ``verdict``.
+    ``each_chunk()`` runs before every chunk (a Cancel check)."""
+    segments = read_plan(plan_text) if plan_text else None
+    meter = SeamMeter(stage1=stage1)
+    for frames in chunks:
+        if each_chunk is not None:
+            each_chunk()
+        meter.add(frames)
+    if segments is None:
+        check((meter.frames - 1) % TEMPORAL_STRIDE == 0,
+              f"video: {meter.frames} frames is not 1 + {TEMPORAL_STRIDE}k, as a Wan video is; "
+              "give the Stage II sampler's plan it was made with, or trim the video")
+        segments = plan_segments((meter.frames - 1) // TEMPORAL_STRIDE + 1, m, n)
+    summary = meter.summary(segments)
+    summary["verdict"] = verdict(summary)
+    return summary

@@ -9,6 +9,7 @@ import torch
 
 import folder_paths
 
+from ...swift_core.seams import CHUNK, video_chunks
 from .checks import SwiftInputError, check
 
 
@@ -61,26 +62,15 @@ def read_frames(path: str, count: int, input_name: str = "video"):
     return torch.stack(frames), fps
 
 
-def iter_video(video, chunk: int = 8):
+def iter_video(video):
     """Frames of a VIDEO (core's type) in chunks of uint8 [n, H, W, 3], never the whole video
-    at once when it is backed by a file (PyAV, as core reads it); an in-memory VIDEO gives its
-    frames in the same chunks."""
+    at once when it is backed by a file; an in-memory VIDEO gives its frames in the same
+    chunks."""
     source = getattr(video, "get_stream_source", None)
     if source is None:
-        images = video.get_components().images
-        for i in range(0, images.shape[0], chunk):
-            yield images[i:i + chunk]
+        yield from video.get_components().images.split(CHUNK)
         return
     src = source()
     if hasattr(src, "seek"):
         src.seek(0)
-    with av.open(src) as container:
-        check(len(container.streams.video) > 0, "video: the VIDEO has no video stream")
-        frames = []
-        for frame in container.decode(container.streams.video[0]):
-            frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")))
-            if len(frames) == chunk:
-                yield torch.stack(frames)
-                frames = []
-        if frames:
-            yield torch.stack(frames)
+    yield from video_chunks(src, "video")
