@@ -12,7 +12,7 @@ _EXPORTS = {
     "fit": ("Fit", "choose_m", "choose_tile"),
     "memory": ("WAN22_TI2V_5B", "WanDiTConfig", "max_window_blocks", "vae_tile_bytes",
                "window_activation_bytes"),
-    "plan": ("Segment", "plan_m", "plan_segments", "replan_from", "window_positions"),
+    "plan": ("Segment", "plan_segments", "replan_from", "window_positions"),
     "reference": ("hybrid_chunks", "hybrid_reference", "iter_hybrid_reference", "resize_frames"),
     "rules": ("CROP_MODES", "MODES", "ROPE_MODES", "SwiftInputError", "check_frames",
               "check_multiple", "check_size_input"),

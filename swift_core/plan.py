@@ -41,13 +41,15 @@ def plan_segments(num_blocks: int, m: int = 3, n: int = 1, *, first: int = 1,
     if not isinstance(num_blocks, int) or num_blocks < 2:
         raise SwiftInputError(f"num_blocks={num_blocks!r}: need the anchor block plus at least one block "
                          "to generate (frames >= 5)")
-    segments = []
-    for k, start in enumerate(range(first, num_blocks, m), start=first_index):
-        current = tuple(range(start, min(start + m, num_blocks)))
-        neighbours = range(max(0, start - n), start)
-        context = (0,) + tuple(b for b in neighbours if b != 0)
-        segments.append(Segment(k, context, current))
-    return tuple(segments)
+    return tuple(_segment(k, start, min(start + m, num_blocks), n)
+                 for k, start in enumerate(range(first, num_blocks, m), start=first_index))
+
+
+def _segment(index: int, start: int, stop: int, n: int) -> Segment:
+    """Segment ``index`` denoising blocks ``start..stop-1``: the anchor and the ``n`` blocks just
+    before ``start`` are its context."""
+    neighbours = range(max(0, start - n), start)
+    return Segment(index, (0,) + tuple(b for b in neighbours if b != 0), tuple(range(start, stop)))
 
 
 def replan_from(plan, k: int, m: int, n: int) -> tuple[Segment, ...]:
@@ -56,11 +58,6 @@ def replan_from(plan, k: int, m: int, n: int) -> tuple[Segment, ...]:
     num_blocks = plan[-1].current[-1] + 1
     return tuple(plan[:k]) + plan_segments(num_blocks, m, n, first=plan[k].current[0],
                                            first_index=k)
-
-
-def plan_m(plan) -> int:
-    """M of a plan: its first segment's length."""
-    return len(plan[0].current)
 
 
 def window_positions(segment: Segment, rope: str = "window") -> torch.Tensor:
@@ -90,14 +87,13 @@ def read_plan(text: str) -> tuple[Segment, ...]:
     except (ValueError, KeyError, TypeError) as e:
         raise SwiftInputError(f"plan: expected the Stage II sampler's plan output (JSON with m, "
                               f"n and segments), got {text[:80]!r} ({e})") from None
+    check_n(n)
     segments = []
     for k, (a, b) in enumerate(spans):
-        check_n(n)
         if a < 1 or b < a or (segments and a != segments[-1].current[-1] + 1):
             raise SwiftInputError(f"plan: segment {k} spans blocks {a}..{b}; segments must be "
                                   "consecutive from block 1")
-        context = (0,) + tuple(i for i in range(max(0, a - n), a) if i != 0)
-        segments.append(Segment(k, context, tuple(range(a, b + 1))))
+        segments.append(_segment(k, a, b + 1, n))
     if not segments:
         raise SwiftInputError("plan: no segments")
     return tuple(segments)
