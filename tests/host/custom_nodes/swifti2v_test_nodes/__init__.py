@@ -167,6 +167,29 @@ class SwiftTestChangeVAEProtocol:
         return (new,)
 
 
+def vae_with_decoder_hook(vae, before):
+    """A copy of ``vae`` whose decoder calls ``before(*args)`` ahead of each forward; the
+    original VAE (and other graphs using it) is untouched. Signature and results are the
+    decoder's own."""
+    import copy
+    import functools
+    new = copy.copy(vae)
+    net = copy.copy(vae.first_stage_model)
+    net._modules = dict(net._modules)
+    decoder = copy.copy(net.decoder)
+    orig = decoder.forward
+
+    @functools.wraps(orig)
+    def forward(*args, **kwargs):
+        before(*args)
+        return orig(*args, **kwargs)
+
+    decoder.forward = forward
+    net.decoder = decoder
+    new.first_stage_model = net
+    return new
+
+
 class SwiftTestHoldVAE:
     """A copy of a VAE whose decoder, from its ``after``-th call on, waits while the file ``hold``
     exists: a test holds a run with part of its video on disk, then lets it finish. Signature and
@@ -185,26 +208,15 @@ class SwiftTestHoldVAE:
         return float("nan")                 # a fresh copy (and call count) every run
 
     def hold(self, vae, hold, after):
-        import copy
-        import functools
         import time
-        new = copy.copy(vae)
-        net = copy.copy(vae.first_stage_model)
-        net._modules = dict(net._modules)
-        decoder = copy.copy(net.decoder)
-        orig, calls = decoder.forward, [0]
+        calls = [0]
 
-        @functools.wraps(orig)
-        def forward(*args, **kwargs):
+        def before(*args):
             calls[0] += 1
             while calls[0] > after and os.path.exists(hold):
                 time.sleep(0.05)
-            return orig(*args, **kwargs)
 
-        decoder.forward = forward
-        net.decoder = decoder
-        new.first_stage_model = net
-        return (new,)
+        return (vae_with_decoder_hook(vae, before),)
 
 
 class SwiftTestOOMAbove:
@@ -249,24 +261,11 @@ class SwiftTestOOMVAE:
         return float("nan")
 
     def limit(self, vae, max_latent):
-        import copy
-        import functools
-        new = copy.copy(vae)
-        net = copy.copy(vae.first_stage_model)
-        net._modules = dict(net._modules)
-        decoder = copy.copy(net.decoder)
-        orig = decoder.forward
-
-        @functools.wraps(orig)
-        def forward(x, *args, **kwargs):
+        def before(x, *args):
             if max(x.shape[-2:]) > max_latent:
                 raise torch.OutOfMemoryError(f"test: a decoder tile of {tuple(x.shape[-2:])}")
-            return orig(x, *args, **kwargs)
 
-        decoder.forward = forward
-        net.decoder = decoder
-        new.first_stage_model = net
-        return (new,)
+        return (vae_with_decoder_hook(vae, before),)
 
 
 def direct_denoiser(model, context):
