@@ -5,7 +5,7 @@ from comfy_api.latest import io
 from ..swift_core.memory import frames_bytes
 from ..swift_core.rules import (COLOR_MATCH, TEMPORAL_STRIDE, WAN22_SPATIAL, check_prefix,
                                 check_tile_px)
-from .bridge import checks, fits, progress, streaming
+from .bridge import auto_fit, checks, fits, progress, streaming
 from .types import CATEGORY, tile_inputs, validate
 
 
@@ -80,8 +80,7 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
             what="the decoded frames kept in host RAM",
             advice="turn return_frames off (the video file is still written), or decode fewer "
                    "blocks_per_step")
-        if tile_size == 0:
-            tile_size, _ = fits.resolve(fits.auto_tile(vae, h, w, overlap, decode=True))
+        tile_size, _ = auto_fit.tile_for(vae, tile_size, h, w, overlap, decode=True)
         stream = streaming.SegmentStreamer(
             vae, lh, lw, frame_rate, num_frames, tile_px=tile_size, overlap_px=overlap,
             color_match=color_match, color_reference=image,

@@ -5,7 +5,7 @@ from ..swift_core import block_frame_range, plan_segments
 from ..swift_core.plan import describe_plan
 from ..swift_core.rules import (COLOR_MATCH, MODE_CHOICES, ROPE_MODES, WAN22_SPATIAL,
                                 check_denoise, check_m_input, check_n)
-from .bridge import checks, csg, fits, oom, progress, streaming
+from .bridge import auto_fit, checks, csg, fits, oom, progress, streaming
 from .types import CATEGORY, TILE_RULES, sampling_inputs, tile_inputs, validate
 
 
@@ -21,13 +21,15 @@ def fit_to_device(model, vae, latent_shape, m: int, n: int, cfg: float, tile_siz
     chosen = {}
     if m == 0:
         resident = [model] + ([vae.patcher] if vae is not None else [])
-        m, chosen["m"] = fits.resolve(fits.auto_m(model, latent_shape, n, cfg, resident))
+        m, chosen["m"] = auto_fit.resolve(auto_fit.auto_m(model, latent_shape, n, cfg, resident))
     else:
         fits.check_window_fits(model, latent_shape, m, n, cfg)
-    if vae is not None and tile_size == 0:
+    if vae is not None:
         h, w = (d * WAN22_SPATIAL for d in latent_shape[3:])
-        tile_size, chosen["tile_size"] = fits.resolve(
-            fits.auto_tile(vae, h, w, overlap, decode=True, resident=[model]))
+        tile_size, why = auto_fit.tile_for(vae, tile_size, h, w, overlap, decode=True,
+                                       resident=[model])
+        if why is not None:
+            chosen["tile_size"] = why
     return m, tile_size, chosen
 
 

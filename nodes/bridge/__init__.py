@@ -4,8 +4,8 @@ Node files translate types and call this package and ``swift_core``; when ComfyU
 this package changes. Checked against ComfyUI 0.3.64, 0.8.0 and 0.33.0 (see tests/host/).
 
 - ``checks``: input checks that need ComfyUI objects (models, VAEs), as clear input errors;
-- ``fits``: requests too large for host RAM or the device, refused before allocation, and
-  ``auto`` M / VAE tiles from the device's free memory;
+- ``fits``: requests too large for host RAM or the device, refused before allocation;
+- ``auto_fit``: ``auto`` M / VAE tiles from the device's free memory;
 - ``oom``: an out-of-memory window or VAE tile retried smaller;
 - ``progress``: progress bar, previews, Cancel;
 - ``vae_stream``: the Wan 2.2 VAE driven block by block with its causal state carried;

@@ -9,7 +9,7 @@ import comfy.latent_formats
 
 from ...swift_core.rules import WAN22_SPATIAL
 from .checks import check_stage2_vae
-from .fits import auto_tile, resolve
+from .auto_fit import tile_for
 from .vae_protocol import CoreSegmentDecoder, log_fallback, protocol_mismatch
 from .vae_stream import WanVAEStream
 
@@ -33,9 +33,8 @@ def encode_chunks(vae, chunks, latent_h: int, latent_w: int, tile_px: int, overl
     auto (the largest tile that fits, logged). If core's VAE protocol changed, the chunks are
     gathered and encoded by core's own ``vae.encode`` (logged)."""
     check_stage2_vae(vae)
-    if tile_px == 0:
-        tile_px, _ = resolve(auto_tile(vae, latent_h * WAN22_SPATIAL, latent_w * WAN22_SPATIAL,
-                                       overlap_px, decode=False))
+    tile_px, _ = tile_for(vae, tile_px, latent_h * WAN22_SPATIAL, latent_w * WAN22_SPATIAL,
+                          overlap_px, decode=False)
     reason = protocol_mismatch(vae)
     if reason is not None:
         log_fallback(reason, "encoding the whole clip at once")
