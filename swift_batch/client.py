@@ -130,12 +130,19 @@ class ComfyClient:
 
     def locate(self, prompt_id: str) -> Optional[str]:
         """Where ``prompt_id`` stands here: ``done``, ``failed``, ``running``, ``queued``, or
-        None when this server does not know it."""
+        None when this server does not know it.
+
+        The queue is asked before the history: a prompt leaves the queue only once it is in the
+        history, so a prompt that finishes between the two requests is seen in the second (asked
+        the other way round it would be in neither and look unknown).
+        """
+        running, pending = self.queue_ids()
+        if prompt_id in running or prompt_id in pending:
+            return "running" if prompt_id in running else "queued"
         entry = self.history(prompt_id)
         if entry:
             return "done" if succeeded(entry) else "failed"
-        running, pending = self.queue_ids()
-        return "running" if prompt_id in running else "queued" if prompt_id in pending else None
+        return None
 
     def history(self, prompt_id: str) -> dict:
         return self._json("GET", f"/history/{prompt_id}").get(prompt_id, {})

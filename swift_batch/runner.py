@@ -28,6 +28,10 @@ from .rows import Row, RowError, check_image, check_video
 from .state import BatchState
 
 
+#: Times the servers that went away are asked again before the rows left fail.
+PROBES = 3
+
+
 @dataclass
 class Job:
     row: Row
@@ -206,8 +210,14 @@ class Batch:
                 self.finish(job, True, str(path))
                 self.log(f"row {job.row.number} ({job.row.name}): {path} [{client.url}]")
             except (ServerUnreachable, PromptLost) as e:
-                job.not_before = time.monotonic() + self.args.retry_after
+                gone = isinstance(e, ServerUnreachable) or not client.alive()
+                job.not_before = time.monotonic() + (self.args.retry_after if gone else 0.0)
                 self.state.update(job.row.name, status="retry", server=None)
+                if not gone:        # the server answers: only this prompt is unknown to it
+                    self.log(f"server {client.url} answers but {e}; row {job.row.number} "
+                             f"({job.row.name}) is queued again")
+                    self.todo.put(job)
+                    continue
                 self.log(f"server {client.url} went away ({e}); row {job.row.number} "
                          f"({job.row.name}) goes to another server in {self.args.retry_after:g} s "
                          "unless it turns up done")
@@ -241,17 +251,40 @@ class Batch:
         return (f"stopped: {removed} queued prompt(s) of this batch removed, {interrupted} "
                 f"interrupted; other users' prompts untouched; state in {self.state.path}")
 
-    def run(self, jobs: list[Job], progress) -> dict:
-        for job in jobs:
-            self.todo.put(job)
-        self.remaining = len(jobs)
+    def work_on(self, clients: list[ComfyClient], progress) -> None:
+        """One worker per server entry until the rows are done or every worker's server went
+        away."""
         threads = [threading.Thread(target=self.worker, args=(c, progress), daemon=True)
-                   for c in self.clients]
+                   for c in clients]
         for t in threads:
             t.start()
         while any(t.is_alive() for t in threads):
             for t in threads:
                 t.join(0.2)
+
+    def probe(self) -> list[ComfyClient]:
+        """The servers that answer again, after the rows handed back have waited their
+        ``--retry-after``."""
+        wait = max((job.not_before for job in list(self.todo.queue)), default=0.0)
+        time.sleep(max(0.0, min(wait - time.monotonic(), self.args.retry_after)))
+        back = [c for c in self.clients if c.alive()]
+        if back:
+            self.log(f"{', '.join(sorted({c.url for c in back}))} answer(s) again: the "
+                     f"{self.todo.qsize()} row(s) left go there")
+        return back
+
+    def run(self, jobs: list[Job], progress) -> dict:
+        for job in jobs:
+            self.todo.put(job)
+        self.remaining = len(jobs)
+        servers = self.clients
+        for _ in range(PROBES + 1):
+            self.work_on(servers, progress)
+            if self.todo.empty() or self.stop.is_set():
+                break
+            servers = self.probe()                       # before rows fail for want of servers
+            if not servers:
+                break
         while not self.todo.empty():
             job = self.todo.get_nowait()
             self.state.update(job.row.name, status="failed", error="no server left to run it")
