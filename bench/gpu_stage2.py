@@ -8,7 +8,7 @@ Speed does not depend on the weights' values, so random weights give true timing
 Prints a short table last; writes every number to --out as JSON.
 
 --adapter comfy (the default when COMFYUI_PATH is set) measures what the pack runs: ComfyUI's
-WanModel loaded by ComfyUI and the CSG Stage II Sampler's own path (nodes/bridge/csg.run_stage2:
+WanModel loaded by ComfyUI and the CSG Stage II Sampler's own path (nodes/bridge/stage2_run.stage2:
 each window one core CFGGuider masked-sampling call, ComfyUI's Euler, ComfyUI's memory rules). --adapter diffusers uses
 diffusers' WanTransformer3DModel with swift_core's adapter (no ComfyUI needed). The VAE part needs
 ComfyUI.
@@ -109,7 +109,7 @@ class ComfyStage2:
         self.cfg = WanDiTConfig(dim=size["dim"], heads=size["dim"] // 128, ffn=size["ffn"],
                                 layers=size["layers"], in_channels=96, text_len=size["text"])
 
-        self.vae, self.evictions = None, []
+        self.vae, self.tile, self.evictions = None, 0, []
 
     def stream_with(self, vae, tile: int) -> None:
         """Decode every segment inside Stage II, as the sampler does with its VAE connected."""
@@ -122,34 +122,22 @@ class ComfyStage2:
             and self.model.loaded_size() > 0
 
     def run(self, context, noise, reference, m, n, steps, callback):
-        cond = [[context, {}]]          # the noise is the node's own: seeded from ``seed``
-        stream = None
-        if self.vae is not None:
-            stream = self.host.streaming.SegmentStreamer(
-                self.vae, reference.shape[3], reference.shape[4], 16.0,
-                1 + 4 * (reference.shape[2] - 1), tile_px=self.tile * 16,
-                name="bench_stage2", with_models=[self.model])
-            stream.add(reference[:, :, :1])
+        """The Stage II Sampler's own run (nodes/bridge/stage2_run.stage2), its VAE connected
+        when ``stream_with`` gave one; the noise is the node's own, seeded from ``seed``."""
+        run = self.host.stage2_run
+        settings = run.Stage2Settings(seed=0, steps=steps, cfg=1.0, sampler_name="euler",
+                                      scheduler="simple", m=m, n=n, mode="swifti2v",
+                                      denoise=1.0, tile_size=self.tile * 16)
 
-        def on_segment(seg, blocks):
-            if stream is not None:
-                stream.add(blocks)
-                # the memory rule: the DiT stays loaded while the VAE decodes each segment
+        def on_segment(seg, frames):
+            if self.vae is not None:    # the memory rule: the DiT stays loaded while the VAE decodes
                 self.evictions.append(not self.dit_resident())
             callback()
 
-        try:
-            out = self.host.csg.run_stage2(self.model, cond, cond, reference, reference[:, :, :1],
-                                           seed=0, steps=steps, cfg=1.0, sampler_name="euler",
-                                           scheduler="simple", m=m, n=n, rope="window",
-                                           mode="swifti2v", denoise=1.0, on_segment=on_segment)
-            if stream is not None:
-                stream.finish()
-            return out
-        except BaseException:
-            if stream is not None:
-                stream.abort()
-            raise
+        cond = [[context, {}]]
+        out, _, _ = run.stage2(self.model, cond, cond, reference, self.vae, settings,
+                               video_wanted=False, name="bench_stage2", on_segment=on_segment)
+        return out
 
 
 def run_csg(stage2, size, frames, m, n, steps, meter, repeats):
@@ -213,9 +201,8 @@ def load_pack():
     sys.modules["swifti2v_pack"] = pack
     spec.loader.exec_module(pack)
     import importlib
-    importlib.import_module("swifti2v_pack.nodes.bridge.csg")
+    importlib.import_module("swifti2v_pack.nodes.bridge.stage2_run")
     importlib.import_module("swifti2v_pack.nodes.bridge.vae_stream")
-    importlib.import_module("swifti2v_pack.nodes.bridge.streaming")
     return importlib.import_module("swifti2v_pack.nodes.bridge")
 
 

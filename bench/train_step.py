@@ -19,6 +19,8 @@ import torch
 from swift_core.memory import (WAN22_TI2V_5B, WanDiTConfig, training_activation_bytes,
                                training_flops, training_state_bytes)
 from swift_core.plan import plan_segments
+from swift_core.rules import WAN22_SPATIAL
+from swift_core.sizes import latent_blocks
 from swift_core.adapters import diffusers_wan_velocity
 from swift_core.training import masked_velocity_loss, training_window
 
@@ -57,7 +59,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     w, h = map(int, args.size.split("x"))
-    blocks, lh, lw = (args.frames - 1) // 4 + 1, h // 16, w // 16
+    blocks, lh, lw = latent_blocks(args.frames), h // WAN22_SPATIAL, w // WAN22_SPATIAL
     model, cfg = build(args.tiny, device)
     velocity = diffusers_wan_velocity(model)
     g = torch.Generator().manual_seed(0)

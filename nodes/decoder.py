@@ -3,6 +3,7 @@ import torch
 from comfy_api.latest import io
 
 from ..swift_core.memory import frames_bytes
+from ..swift_core.sizes import video_frames
 from ..swift_core.rules import (COLOR_MATCH, TEMPORAL_STRIDE, WAN22_SPATIAL, check_prefix,
                                 check_tile_px)
 from .bridge import auto_fit, checks, fits, progress, streaming
@@ -71,7 +72,7 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
             check_prefix(filename_prefix)
         blocks, lh, lw = latent.shape[2:]
         w, h = lw * WAN22_SPATIAL, lh * WAN22_SPATIAL
-        num_frames = 1 + TEMPORAL_STRIDE * (blocks - 1)
+        num_frames = video_frames(blocks)
         fits.check_host_fits(
             frames_bytes((num_frames if return_frames else 0) + TEMPORAL_STRIDE * blocks_per_step,
                          w, h),

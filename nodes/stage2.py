@@ -1,36 +1,10 @@
 """SwiftI2V CSG Stage II Sampler: 2K re-synthesis, segment by segment (paper Sec. 3.2)."""
 from comfy_api.latest import io
 
-from ..swift_core import block_frame_range, plan_segments
-from ..swift_core.plan import describe_plan
-from ..swift_core.rules import (COLOR_MATCH, MODE_CHOICES, ROPE_MODES, WAN22_SPATIAL,
-                                check_denoise, check_m_input, check_n)
-from .bridge import auto_fit, checks, csg, fits, oom, progress, streaming
+from ..swift_core.rules import (COLOR_MATCH, MODE_CHOICES, ROPE_MODES, check_denoise,
+                                check_m_input, check_n)
+from .bridge import checks, stage2_run
 from .types import CATEGORY, TILE_RULES, sampling_inputs, tile_inputs, validate
-
-
-#: Why there is no VIDEO without the vae input (never a None handed to core's video nodes).
-NO_VAE_VIDEO = ("vae: the video output needs the vae input (the Wan 2.2 VAE, "
-                "wan2.2_vae.safetensors) connected; connect it, or use the latent output only")
-
-
-def fit_to_device(model, vae, latent_shape, m: int, n: int, cfg: float, tile_size: int,
-                  overlap: int):
-    """``m`` and ``tile_size`` with auto (0) chosen for the device, before any work: (m,
-    tile_size, {input: why}). An explicit ``m`` is checked against the device instead."""
-    chosen = {}
-    if m == 0:
-        resident = [model] + ([vae.patcher] if vae is not None else [])
-        m, chosen["m"] = auto_fit.resolve(auto_fit.auto_m(model, latent_shape, n, cfg, resident))
-    else:
-        fits.check_window_fits(model, latent_shape, m, n, cfg)
-    if vae is not None:
-        h, w = (d * WAN22_SPATIAL for d in latent_shape[3:])
-        tile_size, why = auto_fit.tile_for(vae, tile_size, h, w, overlap, decode=True,
-                                       resident=[model])
-        if why is not None:
-            chosen["tile_size"] = why
-    return m, tile_size, chosen
 
 
 class SwiftI2VStage2Sampler(io.ComfyNode):
@@ -107,52 +81,11 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
     def execute(cls, model, positive, negative, reference, seed, steps, cfg, sampler_name,
                 scheduler, m, n, rope, mode, denoise, vae=None, frame_rate=16.0, tile_size=0,
                 overlap=64, color_match="off") -> io.NodeOutput:
-        ref = checks.reference_latent(reference)
-        anchor = ref[:, :, :1]
-        mode = checks.resolve_mode(model, mode)
-        check_denoise(denoise, mode)
-        if vae is not None:
-            checks.check_stage2_vae(vae)
-        else:                       # a VIDEO consumer needs the vae: refused before any work
-            checks.check(not checks.output_used(cls.hidden.prompt, cls.hidden.unique_id, 1),
-                         NO_VAE_VIDEO)
-        m, tile_size, chosen = fit_to_device(model, vae, ref.shape, m, n, cfg, tile_size, overlap)
-        plan = plan_segments(ref.shape[2], m, n)
-        pbar = progress.progress_bar(len(plan) * steps)
-        retry = oom.WindowRetry(n, on_replan=lambda new: setattr(pbar, "total", len(new) * steps))
-        prev = progress.previewer(model)
-
-        def on_step(seg, step, x0):
-            pbar.update_absolute(seg.index * steps + step, None,
-                                 progress.preview_image(prev, x0))
-
-        stream = None
-        if vae is not None:         # decode each segment as soon as it is final
-            stream = streaming.SegmentStreamer(vae, ref.shape[3], ref.shape[4], frame_rate,
-                                               block_frame_range(ref.shape[2] - 1)[1],
-                                               tile_px=tile_size, overlap_px=overlap,
-                                               color_match=color_match,
-                                               name="swifti2v_stage2", with_models=[model])
-
-        def on_segment(seg, blocks):
-            stream.add(blocks)
-            pbar.update_absolute((seg.index + 1) * steps, None, stream.preview())
-
-        try:
-            if stream is not None:
-                stream.add(anchor)                        # frame 0: your image
-            out = csg.run_stage2(model, positive, negative, ref, anchor, seed=seed, steps=steps,
-                                 cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, m=m,
-                                 n=n, rope=rope, mode=mode, denoise=denoise, on_step=on_step,
-                                 on_segment=on_segment if stream is not None else None,
-                                 retry=retry)
-            video = stream.finish() if stream is not None else checks.blocked(NO_VAE_VIDEO)
-        except BaseException:
-            if stream is not None:
-                stream.abort()
-            raise
-        info = describe_plan(retry.plan or plan, m=m, n=n, chosen=chosen,
-                             tile_size=tile_size if vae is not None else None,
-                             changes=retry.changes + (stream.changes if stream is not None else []))
-        return io.NodeOutput({"samples": out.to(progress.intermediate_device())}, video, info,
-                             ui={"swifti2v_plan": [info]})
+        settings = stage2_run.Stage2Settings(
+            seed=seed, steps=steps, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, m=m,
+            n=n, rope=rope, mode=mode, denoise=denoise, frame_rate=frame_rate,
+            tile_size=tile_size, overlap=overlap, color_match=color_match)
+        latent, video, plan = stage2_run.stage2(
+            model, positive, negative, checks.reference_latent(reference), vae, settings,
+            video_wanted=checks.output_used(cls.hidden.prompt, cls.hidden.unique_id, 1))
+        return io.NodeOutput({"samples": latent}, video, plan, ui={"swifti2v_plan": [plan]})

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .rules import SwiftInputError, check_m, check_n
+from .plan import largest_window, plan_segments
+from .rules import SwiftInputError
 
 K_ATTN = 11         # attention phase: residual stream, norm, q/k/v, attention output (x dim)
 K_FFN_DIM = 4       # FFN phase: residual stream, norm, FFN output (x dim), plus 2 x ffn
@@ -83,10 +84,9 @@ def vae_tile_bytes(tile_h: int, tile_w: int, *, decode: bool = True, dtype_bytes
 
 
 def max_window_blocks(num_blocks: int, m: int, n: int) -> int:
-    """Blocks in the largest window of the plan: anchor + N neighbours + M, capped at T'."""
-    check_m(m)
-    check_n(n)
-    return min(1 + n + m, num_blocks)
+    """Blocks in the largest window of the CSG plan of ``num_blocks`` blocks, ``m`` and ``n``:
+    the window that plan really builds (:func:`swift_core.plan.largest_window`)."""
+    return largest_window(plan_segments(num_blocks, m, n))
 
 
 GIB = 2 ** 30

@@ -60,6 +60,11 @@ def replan_from(plan, k: int, m: int, n: int) -> tuple[Segment, ...]:
                                            first_index=k)
 
 
+def largest_window(plan) -> int:
+    """Blocks in the largest window of ``plan``: what one forward of the DiT really holds."""
+    return max(len(s.window) for s in plan)
+
+
 def window_positions(segment: Segment, rope: str = "window") -> torch.Tensor:
     """RoPE time positions of a segment's window: 0..w-1 (``window``) or true block indices."""
     if rope == "window":

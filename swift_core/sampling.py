@@ -104,8 +104,9 @@ def run_csg(anchor, reference, noise, sigmas, plan, sample_window, *, mode: str,
             on_error: Optional[Callable] = None):
     """Conditional Segment-wise Generation (paper Sec. 3.2): the loop every caller runs.
 
-    Returns the latent [B, C, T', H', W'] (``noise``'s shape) whose block 0 is ``anchor`` [B, C, 1,
-    H', W'], bit for bit (no segment ever writes it). Segments run in order: each
+    Returns ``(latent, plan)``: the latent [B, C, T', H', W'] (``noise``'s shape) whose block 0 is
+    ``anchor`` [B, C, 1, H', W'], bit for bit (no segment ever writes it), and the plan that ran
+    (``plan``, or what ``on_error`` changed it to). Segments run in order: each
     window is built from the blocks finished so far, sampled by ``sample_window``, and only the
     segment's own blocks are written back; they are final and become later windows' context.
     ``on_step(segment, step, denoised)`` follows every sampler step (``step`` from 1);
@@ -142,7 +143,7 @@ def run_csg(anchor, reference, noise, sigmas, plan, sample_window, *, mode: str,
         if on_segment is not None:
             on_segment(seg, out[:, :, cur])
         k += 1
-    return out
+    return out, plan
 
 
 def segment_model(denoise, context_latent, reference, positions):
@@ -207,6 +208,7 @@ def sample_csg(denoise, noise, sigmas, *, anchor, reference, m: int = 3, n: int 
     sigmas[0] * noise; ``refine``: the reference noised to sigmas[0]).
     """
     plan = plan_segments(noise.shape[2], m, n)
-    return run_csg(anchor, reference, noise, sigmas, plan,
-                   torch_window_sampler(denoise, sigmas, sampler), mode=mode, rope=rope,
-                   on_step=on_step, on_segment=on_segment)
+    out, _ = run_csg(anchor, reference, noise, sigmas, plan,
+                     torch_window_sampler(denoise, sigmas, sampler), mode=mode, rope=rope,
+                     on_step=on_step, on_segment=on_segment)
+    return out

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .plan import Segment, plan_segments, read_plan
 from .rules import TEMPORAL_STRIDE, check
+from .sizes import block_frame_range, latent_blocks, video_frames
 
 METRICS = ("difference", "luma_step", "structure")
 GAP_FLAG = 1.5          # boundary mean / other pairs' mean
@@ -33,7 +34,7 @@ CHUNK = 4               # frames decoded and measured at once
 
 def segment_frames(plan) -> list[tuple[int, int]]:
     """First and last frame of each segment: latent block b holds frames 4(b-1)+1 .. 4b."""
-    return [(TEMPORAL_STRIDE * (s.current[0] - 1) + 1, TEMPORAL_STRIDE * s.current[-1])
+    return [(block_frame_range(s.current[0])[0], block_frame_range(s.current[-1])[1] - 1)
             for s in plan]
 
 
@@ -103,7 +104,7 @@ class SeamMeter:
     def summary(self, plan: tuple[Segment, ...]) -> dict:
         """The report as plain data (JSON-ready)."""
         check(self.frames >= 2, "frames: the report needs at least 2 frames")
-        expected = TEMPORAL_STRIDE * plan[-1].current[-1] + 1
+        expected = video_frames(plan[-1].current[-1] + 1)
         check(self.frames == expected,
               f"plan: its {plan[-1].current[-1] + 1} latent blocks make {expected} frames, but "
               f"the video has {self.frames}; give the plan (or m, n) the video was made with")
@@ -193,7 +194,7 @@ def seam_report(chunks, plan_text: str | None = None, m: int = 3, n: int = 1, *,
         check((meter.frames - 1) % TEMPORAL_STRIDE == 0,
               f"video: {meter.frames} frames is not 1 + {TEMPORAL_STRIDE}k, as a Wan video is; "
               "give the Stage II sampler's plan it was made with, or trim the video")
-        segments = plan_segments((meter.frames - 1) // TEMPORAL_STRIDE + 1, m, n)
+        segments = plan_segments(latent_blocks(meter.frames), m, n)
     summary = meter.summary(segments)
     summary["verdict"] = verdict(summary)
     return summary

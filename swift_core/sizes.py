@@ -33,6 +33,12 @@ def latent_blocks(frames: int) -> int:
     return (check_frames(frames) - 1) // TEMPORAL_STRIDE + 1
 
 
+def video_frames(blocks: int) -> int:
+    """Frames F = 4 (T' - 1) + 1 that ``blocks`` latent blocks decode to (the anchor block is
+    frame 0 alone): the inverse of :func:`latent_blocks`."""
+    return 1 + TEMPORAL_STRIDE * (blocks - 1)
+
+
 def block_frame_range(block: int) -> tuple[int, int]:
     """Pixel frames [start, stop) that latent block ``block`` decodes to (block 0 is frame 0 alone)."""
     if block == 0:

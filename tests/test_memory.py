@@ -61,3 +61,28 @@ def test_training_activation_estimate_within_15_percent_of_the_trace(latent, blo
     from swift_core.memory import WAN22_TI2V_5B as c, training_activation_bytes
     est = training_activation_bytes(c, blocks, *latent, checkpointing=ckpt) / 2**30
     assert 0.85 * traced <= est <= 1.15 * traced, (est, traced)
+
+
+def test_window_of_the_memory_model_is_the_largest_window_the_run_builds():
+    """For every length up to 321 frames and every (m, n) a user can set here, the window the
+    memory check sizes (max_window_blocks) is the largest window run_csg really hands its window
+    sampler (counted from the calls, not from the plan)."""
+    import torch
+
+    from swift_core import plan_segments, run_csg
+    from swift_core.sizes import latent_blocks
+
+    for frames in range(5, 322, 4):
+        blocks = latent_blocks(frames)
+        z = torch.zeros(1, 1, blocks, 1, 1)
+        for m in range(1, 7):
+            for n in range(0, 4):
+                built = []
+
+                def sample_window(x, noise, seg, **_):
+                    built.append(x.shape[2])
+                    return x
+
+                run_csg(z[:, :, :1], z, z, torch.tensor([1.0, 0.0]), plan_segments(blocks, m, n),
+                        sample_window, mode="swifti2v", rope="window")
+                assert max_window_blocks(blocks, m, n) == max(built), (frames, m, n)

@@ -194,9 +194,10 @@ def test_one_loop_torch_and_guider_window_samplers_agree_bit_for_bit(mode, rope,
             sample_window = guider_window_sampler(
                 lambda ref, pos: RecordingGuider(nonlinear_denoiser, ref, pos, calls), sample_euler,
                 sigmas, seed=40)
-        out = run_csg(anchor, reference, noise, sigmas, plan, sample_window, mode=mode, rope=rope,
+        out, ran = run_csg(anchor, reference, noise, sigmas, plan, sample_window, mode=mode, rope=rope,
                       on_step=lambda seg, i, d: events.append((seg.index, i, d.clone())),
                       on_segment=lambda seg, b: finished.append((seg.index, b.clone())))
+        assert ran == plan                              # no error: the plan given is the plan run
         runs[kind] = out, events, finished, calls
     (a, ev_a, fin_a, _), (b, ev_b, fin_b, calls) = runs["torch"], runs["guider"]
     assert torch.equal(a, b)
@@ -228,8 +229,8 @@ def test_block_zero_is_never_written_even_if_the_sampler_returns_garbage():
     def garbage(x, noise, seg, *, mask, reference, positions, on_step):
         return torch.full_like(x, float("nan"))
 
-    out = run_csg(anchor, reference, noise, torch.tensor([1.0, 0.0]), plan_segments(T, 2, 2),
-                  garbage, mode="swifti2v", rope="window")
+    out, _ = run_csg(anchor, reference, noise, torch.tensor([1.0, 0.0]), plan_segments(T, 2, 2),
+                     garbage, mode="swifti2v", rope="window")
     assert torch.equal(out[:, :, :1], anchor)
     assert torch.isnan(out[:, :, 1:]).all()
     assert torch.equal(anchor, kept)                                    # input kept
@@ -281,13 +282,15 @@ def test_window_that_does_not_fit_is_retried_with_a_smaller_plan():
 
     plan = plan_segments(T, 3, 1)
     done = []
-    out = run_csg(anchor, reference, noise, sigmas, plan, failing, mode="swifti2v", rope="window",
-                  on_error=on_error, on_segment=lambda seg, b: done.extend(seg.current))
+    out, ran = run_csg(anchor, reference, noise, sigmas, plan, failing, mode="swifti2v",
+                       rope="window", on_error=on_error,
+                       on_segment=lambda seg, b: done.extend(seg.current))
     assert replans == [0, 1]       # 3 -> 2 (segment 0 has no neighbour: 3 blocks), then 2 -> 1
     assert done == list(range(1, T))                 # every block, once, in order
     final = replan_from(replan_from(plan, 0, 2, 1), 1, 1, 1)
-    expect = run_csg(anchor, reference, noise, sigmas, final, plain, mode="swifti2v",
-                     rope="window")
+    assert ran == final                              # the plan that ran comes back
+    expect, _ = run_csg(anchor, reference, noise, sigmas, final, plain, mode="swifti2v",
+                        rope="window")
     assert torch.equal(out, expect)
     with pytest.raises(FakeOOM):                     # no on_error: the error goes through
         run_csg(anchor, reference, noise, sigmas, plan, failing, mode="swifti2v", rope="window")

@@ -9,7 +9,7 @@ hook and MODEL patch of ComfyUI applies, and ComfyUI loads the model for the win
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 
@@ -18,7 +18,7 @@ import comfy.sample
 import comfy.samplers
 import node_helpers
 
-from ...swift_core import guider_window_sampler, plan_segments, run_csg
+from ...swift_core import guider_window_sampler, run_csg
 from .oom import WindowRetry
 from .rope import set_window_positions
 
@@ -26,11 +26,15 @@ SAMPLER_NAMES = comfy.samplers.KSampler.SAMPLERS
 SCHEDULER_NAMES = comfy.samplers.KSampler.SCHEDULERS
 
 
-def stage2_sigmas(model, scheduler: str, steps: int, denoise: float) -> torch.Tensor:
-    """The model's own schedule (shift included); the tail of a longer one for denoise < 1."""
-    ms = model.get_model_object("model_sampling")
-    total = steps if denoise >= 1.0 else int(steps / denoise)
-    return comfy.samplers.calculate_sigmas(ms, scheduler, total).cpu()[-(steps + 1):]
+def stage2_sigmas(model, sampler_name: str, scheduler: str, steps: int,
+                  denoise: float) -> torch.Tensor:
+    """The schedule core's KSampler (every core sampler node) runs for this model, sampler,
+    scheduler, steps and denoise: the model's shift, the penultimate sigma dropped for the
+    samplers core drops it for, the tail of a longer schedule for denoise < 1."""
+    ksampler = comfy.samplers.KSampler(model, steps=steps, device="cpu", sampler=sampler_name,
+                                       scheduler=scheduler, denoise=denoise,
+                                       model_options=model.model_options)
+    return ksampler.sigmas.cpu()
 
 
 def window_guider(model, positive, negative, cfg: float, reference=None, positions=None):
@@ -49,28 +53,26 @@ def window_guider(model, positive, negative, cfg: float, reference=None, positio
     return guider
 
 
-def run_stage2(model, positive, negative, reference, anchor, *, seed: int, steps: int, cfg: float,
-               sampler_name: str, scheduler: str, m: int, n: int, rope: str, mode: str,
-               denoise: float, on_step: Optional[Callable] = None,
-               on_segment: Optional[Callable] = None, retry: Optional[WindowRetry] = None):
-    """The CSG Stage II Sampler's work: raw VAE latents in, the raw 2K latent out.
+def run_stage2(model, positive, negative, reference, plan, *, seed: int, steps: int, cfg: float,
+               sampler_name: str, scheduler: str, rope: str, mode: str, denoise: float,
+               on_step: Callable, on_segment: Callable, retry: WindowRetry):
+    """Stage II's sampling over ``plan``: raw VAE latents in; the raw 2K latent and the plan
+    that ran out.
 
     swift_core's one CSG loop (:func:`run_csg`) with a window sampler that is one call of core's
-    ``CFGGuider.sample``; ``on_step``/``on_segment`` as there. Block 0 of the result is
-    ``anchor``, bit for bit. ``retry``: a window that runs out of memory is re-planned with a
-    smaller M from that segment on (:class:`WindowRetry`).
+    ``CFGGuider.sample`` on core's schedule; ``on_step``/``on_segment`` as there; a window that
+    runs out of memory is re-planned by ``retry`` (:class:`WindowRetry`). Block 0 of the result is the reference's block 0 (the anchor), bit for bit.
     """
-    plan = plan_segments(reference.shape[2], m, n)
-    sigmas = stage2_sigmas(model, scheduler, steps, denoise if mode == "refine" else 1.0)
+    sigmas = stage2_sigmas(model, sampler_name, scheduler, steps,
+                           denoise if mode == "refine" else 1.0)
     noise = comfy.sample.prepare_noise(reference, seed)       # one noise for the whole video
 
     def make_guider(window_reference, positions):
-        if retry is not None:
-            retry.before_window()
+        retry.before_window()
         return window_guider(model, positive, negative, cfg, window_reference,
                              positions.tolist() if rope == "absolute" else None)
 
     sample_window = guider_window_sampler(make_guider, comfy.samplers.sampler_object(sampler_name),
                                           sigmas, seed)
-    return run_csg(anchor, reference, noise, sigmas, plan, sample_window, mode=mode, rope=rope,
-                   on_step=on_step, on_segment=on_segment, on_error=retry)
+    return run_csg(reference[:, :, :1], reference, noise, sigmas, plan, sample_window, mode=mode,
+                   rope=rope, on_step=on_step, on_segment=on_segment, on_error=retry)

@@ -45,9 +45,9 @@ class WindowRetry:
     """``run_csg``'s ``on_error``: an out-of-memory window is retried with M one smaller from
     that segment on. ``changes`` lists what was done (for the plan string)."""
 
-    def __init__(self, n: int, on_replan=None):
+    def __init__(self, n: int, on_replan=lambda plan: None):
         self.n, self.on_replan, self.changes = n, on_replan, []
-        self.pending, self.plan = False, None
+        self.pending = False
 
     def __call__(self, error, plan, k):
         m = len(plan[k].current)
@@ -59,9 +59,8 @@ class WindowRetry:
                f"{len(new)} segments")
         log.warning("SwiftI2V: %s", msg)
         self.changes.append(msg)
-        self.pending, self.plan = True, new
-        if self.on_replan is not None:
-            self.on_replan(new)
+        self.pending = True
+        self.on_replan(new)
         return new
 
     def before_window(self) -> None:

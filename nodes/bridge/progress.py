@@ -23,6 +23,25 @@ def preview_image(prev, x0):
     return prev.decode_latent_to_preview_image("JPEG", x0[:, :, -1:])
 
 
+class SegmentProgress:
+    """ComfyUI's progress bar over a CSG run: ``steps`` ticks a segment, each step with a preview
+    of the latent being denoised, each finished segment with its last decoded frame."""
+
+    def __init__(self, model, steps: int, plan):
+        self.steps, self.bar, self.prev = steps, progress_bar(len(plan) * steps), previewer(model)
+
+    def step(self, seg, step: int, x0) -> None:
+        self.bar.update_absolute(seg.index * self.steps + step, None,
+                                 preview_image(self.prev, x0))
+
+    def segment_done(self, seg, preview) -> None:
+        self.bar.update_absolute((seg.index + 1) * self.steps, None, preview)
+
+    def replanned(self, plan) -> None:
+        """An out-of-memory retry changed the plan: the bar's total follows it."""
+        self.bar.total = len(plan) * self.steps
+
+
 def throw_if_interrupted() -> None:
     mm.throw_exception_if_processing_interrupted()
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from ...swift_core.color import match_color
 from ...swift_core.rules import WAN22_SPATIAL
+from .checks import blocked
 from .vae_io import block_decoder
 from .video_file import output_writer, temp_writer, video
 
@@ -35,7 +36,7 @@ class SegmentStreamer:
             self.writer.abort()
             raise
         self.color_match, self.color_reference = color_match, color_reference
-        self.last = None
+        self.tile_size, self.last = tile_px, None
 
     def add(self, blocks):
         """Decode the next latent blocks [1, C, k, h, w] (in order) and append their frames,
@@ -73,3 +74,26 @@ class SegmentStreamer:
 
     def abort(self) -> None:
         self.writer.abort()
+
+
+class NoStream:
+    """The streamer of a Stage II with no VAE connected: decodes nothing; its VIDEO output is
+    blocked with ``message`` (core's ExecutionBlocker), so the run reads the same either way."""
+
+    changes: list = []
+    tile_size = None
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def add(self, blocks):
+        return None
+
+    def preview(self, max_size: int = 512):
+        return None
+
+    def finish(self):
+        return blocked(self.message)
+
+    def abort(self) -> None:
+        pass

@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from ...swift_core.rules import TEMPORAL_STRIDE
+from ...swift_core.sizes import video_frames
 
 #: The forward signatures WanVAEStream calls, as ComfyUI 0.3.64 to 0.33 define them.
 PROTOCOL = {"encoder": ("x", "feat_cache", "feat_idx"),
@@ -88,6 +88,6 @@ class CoreSegmentDecoder:
         z = latent if self.past is None else torch.cat([self.past, latent.to(self.past)], dim=2)
         frames = vae_decode(self.vae, z)
         if self.past is not None:                    # first block: 1 frame, then 4 per block
-            frames = frames[1 + TEMPORAL_STRIDE * (self.past.shape[2] - 1):]
+            frames = frames[video_frames(self.past.shape[2]):]
         self.past = z
         return frames.float()

@@ -4,6 +4,7 @@ Every sampler and scheduler the running ComfyUI lists, a core MODEL patch that w
 sampling wrappers, what the diffusion model really receives, and equivalence with the plain-torch
 reference ``swift_core.sample_csg``.
 """
+import itertools
 import re
 
 import pytest
@@ -13,6 +14,7 @@ from safetensors.torch import load_file
 from swift_core import plan_segments
 
 from swift_testing.comfy_host.graphs import pipeline
+from swift_testing.comfy_host.server import comfy_sampling_names
 
 
 def saved(server, name):
@@ -41,6 +43,36 @@ def test_every_scheduler_with_euler(client, server, scheduler_name):
     client.run(pipeline(stage2="stage2_96", scheduler2=scheduler_name, steps2=3, decoder=False,
                         compare=False, save_name=name), timeout=900)
     check_stage2_result(saved(server, name))
+
+
+@pytest.mark.parametrize("mode,stage2,denoise", [("swifti2v", "stage2_96", 1.0),
+                                                 ("refine", "stage2_48", 0.6)])
+def test_stage2_runs_core_ksampler_sigmas_for_every_sampler_and_scheduler(client, mode, stage2,
+                                                                          denoise):
+    """One prompt with a Stage II node per sampler x scheduler ComfyUI lists, each on a model
+    whose sampling only records the sigmas it is handed (every window): they equal what core's
+    KSampler computes for the same model, steps and denoise (the penultimate sigma dropped for
+    dpm_2 / uni_pc, the tail of a longer schedule for denoise < 1)."""
+    samplers, schedulers = comfy_sampling_names()
+    g = pipeline(stage2=stage2, mode=mode, steps2=3, m=1, n=1, denoise=denoise, decoder=False,
+                 compare=False)
+    stage2_node = g.pop("12")
+    del g["15"]
+    for i, (sampler, scheduler) in enumerate(itertools.product(samplers, schedulers)):
+        tag, rec, node, cmp = f"{mode}:{sampler}:{scheduler}", *(str(1000 + 3 * i + k)
+                                                                 for k in range(3))
+        g[rec] = {"class_type": "SwiftTestRecordSigmas", "inputs": {"model": ["2", 0], "tag": tag}}
+        g[node] = {"class_type": stage2_node["class_type"], "inputs": dict(
+            stage2_node["inputs"], model=[rec, 0], sampler_name=sampler, scheduler=scheduler)}
+        g[cmp] = {"class_type": "SwiftTestCompareSigmas", "inputs": {
+            "model": ["2", 0], "latent": [node, 0], "tag": tag, "sampler_name": sampler,
+            "scheduler": scheduler, "steps": 3, "denoise": denoise}}
+    entry = client.run(g, timeout=1800)
+    results = [o["sigmas"][0] for o in entry["outputs"].values() if "sigmas" in o]
+    assert len(results) == len(samplers) * len(schedulers)
+    for r in results:
+        assert len(r["seen"]) == 2, r["tag"]             # 9 frames, m=1: two windows
+        assert all(seen == r["core"] for seen in r["seen"]), r
 
 
 def test_easycache_patch_acts_on_stage2(client, server):

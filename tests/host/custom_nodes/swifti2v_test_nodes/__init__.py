@@ -137,6 +137,58 @@ class SwiftTestSaveRecords:
         return {}
 
 
+SIGMAS: dict[str, list] = {}
+
+
+class SwiftTestRecordSigmas:
+    """MODEL -> MODEL whose sampling only records the sigmas core's sampler would be given (an
+    OUTER_SAMPLE wrapper that returns the latent unsampled): the schedule every window of a
+    sampler node really runs, at no sampling cost."""
+    CATEGORY = "SwiftI2V/test"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "tag": ("STRING", {"default": "sig"})}}
+
+    def patch(self, model, tag):
+        SIGMAS[tag] = []
+
+        def record(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
+            SIGMAS[tag].append(sigmas.detach().double().cpu().tolist())
+            return latent_image
+
+        m = model.clone()
+        m.add_wrapper_with_key(pe.WrappersMP.OUTER_SAMPLE, "swifti2v_test_sigmas", record)
+        return (m,)
+
+
+class SwiftTestCompareSigmas:
+    """The sigmas recorded under ``tag`` beside those core's KSampler computes for ``model``,
+    sampler, scheduler, steps and denoise (what KSampler / KSamplerAdvanced run), as UI output."""
+    CATEGORY = "SwiftI2V/test"
+    RETURN_TYPES = ()
+    FUNCTION = "compare"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL",), "latent": ("LATENT",), "tag": ("STRING", {"default": "sig"}),
+            "sampler_name": (comfy.samplers.KSampler.SAMPLERS,),
+            "scheduler": (comfy.samplers.KSampler.SCHEDULERS,),
+            "steps": ("INT", {"default": 3, "min": 1, "max": 100}),
+            "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0})}}
+
+    def compare(self, model, latent, tag, sampler_name, scheduler, steps, denoise):
+        core = comfy.samplers.KSampler(model, steps=steps, device="cpu", sampler=sampler_name,
+                                       scheduler=scheduler, denoise=denoise,
+                                       model_options=model.model_options).sigmas
+        return {"ui": {"sigmas": [{"tag": tag, "seen": SIGMAS.get(tag, []),
+                                   "core": core.double().cpu().tolist()}]}}
+
+
 class SwiftTestChangeVAEProtocol:
     """A copy of a Wan 2.2 VAE whose encoder and decoder take another forward signature (as a
     rewrite of core's cache protocol would: a ``final`` flag), still computing the same through
@@ -311,8 +363,9 @@ class SwiftTestReferenceCSG:
         base = model.model
         ref = reference["samples"].float()
         anchor = ref[:, :, :1]
-        total = steps if mode == "swifti2v" else int(steps / denoise)
-        sigmas = comfy.samplers.calculate_sigmas(base.model_sampling, "simple", total)[-(steps + 1):]
+        sigmas = comfy.samplers.KSampler(model, steps=steps, device="cpu", sampler="euler",
+                                         scheduler="simple",
+                                         denoise=denoise if mode == "refine" else 1.0).sigmas
         noise = comfy.sample.prepare_noise(ref, seed)
         context = positive[0][0].float()
         with torch.no_grad():
@@ -328,6 +381,8 @@ NODE_CLASS_MAPPINGS = {"SwiftTestChangeVAEProtocol": SwiftTestChangeVAEProtocol,
                        "SwiftTestOOMAbove": SwiftTestOOMAbove,
                        "SwiftTestOOMVAE": SwiftTestOOMVAE,
                        "SwiftTestRecordModel": SwiftTestRecordModel,
+                       "SwiftTestRecordSigmas": SwiftTestRecordSigmas,
+                       "SwiftTestCompareSigmas": SwiftTestCompareSigmas,
                        "SwiftTestSaveRecords": SwiftTestSaveRecords,
                        "SwiftTestReferenceCSG": SwiftTestReferenceCSG,
                        "SwiftTestConditioning": SwiftTestConditioning,
