@@ -151,6 +151,27 @@ def read_window(path: str, segment) -> dict:
     return {**out, "bytes": nbytes}
 
 
+def check_one_size(folder: str, files: list[str]) -> None:
+    """Every sample of a --data folder has one latent shape (channels, height, width): ranks
+    that drew other sizes would wait on each other at every step. Headers only."""
+    from safetensors import safe_open
+    first = None
+    for f in files:
+        try:
+            with safe_open(f, framework="pt") as st:
+                shape = st.get_slice("x0").get_shape()
+        except Exception as e:                      # noqa: BLE001 - named in one line
+            raise ValueError(f"--data {folder!r}: {f} is not a readable SwiftI2V training "
+                             f"sample ({type(e).__name__}: {e})") from None
+        c, _, h, w = shape
+        if first is None:
+            first = (f, (c, h, w))
+        elif (c, h, w) != first[1]:
+            raise ValueError(f"--data {folder!r}: {f} has latent {c}x{h}x{w} (channels x height "
+                             f"x width) but {first[0]} has {'x'.join(map(str, first[1]))}; put "
+                             "each size in its own --data folder")
+
+
 def sample_blocks(path: str) -> int:
     """Latent blocks of a sample, from its header alone."""
     from safetensors import safe_open

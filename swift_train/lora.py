@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import torch
-import torch.distributed as dist
 
 from swift_core.adapters import diffusers_wan_i2v_velocity
 from swift_core.schedule import WAN_SHIFT, WEIGHTINGS
@@ -26,8 +24,9 @@ from swift_core.stage1_samples import read_stage1_meta, read_stage1_sample
 from swift_core.training import i2v_training_loss, i2v_x0_error
 
 from .data import Order, SampleFolder, sample_files, split, step_generator
-from .model import load_wan, tiny_i2v_config
-from .train import Checkpoints, RunLog, launch, memory_gib, resume, setup, write_config
+from .loop import OneLineParser, Trainer, add_loop_args, check_loop_args
+from .model import check_base, load_wan, tiny_i2v_config
+from .train import device_mesh, launch, setup, write_config
 
 #: diffusers names of Wan's attention projections (self, text and image cross-attention) and MLP
 TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "add_v_proj", "ffn.net.0.proj",
@@ -55,8 +54,8 @@ def size(text: str) -> tuple[int, int]:
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(prog="torchrun ... -m swift_train.lora", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="torchrun ... -m swift_train.lora", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="folder of Stage I samples")
     ap.add_argument("--out", required=True, help="run folder (checkpoints, log, config)")
     ap.add_argument("--base", default="tiny",
@@ -68,22 +67,20 @@ def parse_args(argv=None):
     ap.add_argument("--alpha", type=float, default=None, help="LoRA alpha (default: the rank)")
     ap.add_argument("--targets", default=",".join(TARGETS),
                     help="module names the LoRA goes into (attention projections and MLP)")
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--lr", type=float, default=1e-4, help="constant learning rate (AdamW)")
-    ap.add_argument("--weight-decay", type=float, default=0.01)
-    ap.add_argument("--grad-accum", type=int, default=1)
-    ap.add_argument("--clip-grad", type=float, default=1.0)
+    add_loop_args(ap, steps=3000, lr=1e-4, save_every=500)
     ap.add_argument("--shift", type=float, default=WAN_SHIFT, help="timestep shift (Wan: 5)")
     ap.add_argument("--weighting", choices=WEIGHTINGS, default="none")
-    ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
-                    help="bf16: frozen base in bf16, adapter in fp32 computed in bf16")
-    ap.add_argument("--grad-checkpointing", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--save-every", type=int, default=500)
-    ap.add_argument("--val-every", type=int, default=0)
-    ap.add_argument("--val-count", type=int, default=0)
-    ap.add_argument("--no-progress", action="store_true")
     return ap.parse_args(argv)
+
+
+def check_args(args) -> tuple[list[str], list[str]]:
+    """Every argument checked before any process group, model or folder exists: (train files,
+    held-out files)."""
+    check_loop_args(args)
+    check_base(args.base)
+    files = sample_files(args.data)
+    check_sizes(files, args.size)
+    return split(files, args.val_count)
 
 
 def stage1_tensors(path: str) -> dict:
@@ -104,9 +101,10 @@ def check_sizes(files: list[str], want: tuple[int, int]) -> None:
 
 
 def build_model(args, device, world):
-    """The frozen Wan 2.1 I2V base with a fresh peft LoRA, sharded with FSDP2 per block."""
+    """The frozen Wan 2.1 I2V base with a fresh peft LoRA (initialised from ``--seed``: the same
+    adapter on every rank and in every launch), sharded with FSDP2 per block (HSDP with
+    ``--replicas``)."""
     from peft import LoraConfig
-    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     base_dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
@@ -117,6 +115,7 @@ def build_model(args, device, world):
                          f"{'present' if model.config.image_dim else 'absent'}; expected 36 and "
                          "present)")
     model.requires_grad_(False)
+    torch.manual_seed(args.seed)                      # peft draws lora_A from torch's generator
     model.add_adapter(LoraConfig(r=args.rank, lora_alpha=args.alpha or args.rank,
                                  target_modules=args.targets.split(","),
                                  init_lora_weights=True))
@@ -126,7 +125,7 @@ def build_model(args, device, world):
             p.requires_grad_(True)
     if args.grad_checkpointing:
         model.enable_gradient_checkpointing()
-    mesh = init_device_mesh(device.type, (world,))
+    mesh = device_mesh(device, world, args.replicas)
     mp = MixedPrecisionPolicy(param_dtype=base_dtype, reduce_dtype=torch.float32)
     for block in model.blocks:
         fully_shard(block, mesh=mesh, mp_policy=mp)
@@ -155,65 +154,53 @@ def validate(velocity, samples, args, device) -> dict:
     return {"val_error": sum(errs) / n, "val_static_image": sum(still) / n}
 
 
-def train_step(model, opt, velocity, data, order, step, args, device, rank, world) -> dict:
-    t0 = time.perf_counter()
-    opt.zero_grad(set_to_none=True)
-    total = torch.zeros((), device=device)
-    for a in range(args.grad_accum):
-        model.set_requires_gradient_sync(a == args.grad_accum - 1)
-        i = step * args.grad_accum + a
-        b = batch(data[order(i)], device)
-        loss, _ = i2v_training_loss(velocity, b["x0"], b["concat"], b["context"], b["image"],
-                                    step_generator(args.seed, i, rank), shift=args.shift,
-                                    weighting=args.weighting)
-        (loss / args.grad_accum).backward()
-        total += loss.detach() / args.grad_accum
-    params = [p for p in model.parameters() if p.requires_grad]
-    norm = torch.nn.utils.clip_grad_norm_(params, args.clip_grad)
-    norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
-    opt.step()
-    dist.all_reduce(total)
-    return {"step": step + 1, "loss": float(total) / world, "lr": args.lr,
-            "grad_norm": float(norm),
-            "samples_per_s": world * args.grad_accum / (time.perf_counter() - t0),
-            "memory_gib": memory_gib(device)}
+class LoraTask:
+    """The Stage I LoRA trainer's seams (swift_train.loop): samples in a resumable order, the
+    flow-matching loss, the held-out x0 error."""
+
+    def __init__(self, args, model, data, val, *, rank: int, world: int, device):
+        self.args, self.data, self.val, self.rank, self.device = args, data, val, rank, device
+        self.order = Order(data, world, rank, args.seed)
+        self.velocity = diffusers_wan_i2v_velocity(model)
+
+    def start(self, step: int) -> None:
+        pass                            # the order is a function of the micro-step: nothing to skip
+
+    def micro_batches(self, step: int) -> list[int]:
+        return [step * self.args.grad_accum + a for a in range(self.args.grad_accum)]
+
+    def forward_backward(self, i: int, step: int):
+        b = batch(self.data[self.order(i)], self.device)
+        loss, _ = i2v_training_loss(self.velocity, b["x0"], b["concat"], b["context"],
+                                    b["image"], step_generator(self.args.seed, i, self.rank),
+                                    shift=self.args.shift, weighting=self.args.weighting)
+        return loss
+
+    def describe(self, items: list[int]) -> dict:
+        return {}
+
+    def validate(self) -> dict:
+        return validate(self.velocity, self.val, self.args, self.device) if self.val else {}
 
 
 def train(args) -> None:
-    rank, world, device = setup()
+    train_files, val_files = check_args(args)
+    rank, world, device = setup(args.seed)
     os.makedirs(os.path.join(args.out, "checkpoints"), exist_ok=True)
-    files = sample_files(args.data)
-    check_sizes(files, args.size)
-    train_files, val_files = split(files, args.val_count)
     data = SampleFolder(train_files, stage1_tensors)
     val_set = SampleFolder(val_files, stage1_tensors)
     val = [val_set[i] for i in range(len(val_set))]
     if rank == 0:
         write_config(args, world, train_files)
     model = build_model(args, device, world)
+    task = LoraTask(args, model, data, val, rank=rank, world=world, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
-    step = resume(args.out, model, opt, {}, trainable_only=True)
-    order = Order(data, world, rank, args.seed)
-    velocity = diffusers_wan_i2v_velocity(model)
-    log = RunLog(args, rank, step)
-    checkpoints = Checkpoints(args.out, rank, trainable_only=True)
-    if step == 0 and args.val_every and val:
-        log.write({"step": 0, **validate(velocity, val, args, device)})
-    while step < args.steps:
-        entry = train_step(model, opt, velocity, data, order, step, args, device, rank, world)
-        step += 1
-        if step % args.save_every == 0 or step == args.steps:
-            checkpoints.save(model, opt, {}, step)
-        if args.val_every and val and step % args.val_every == 0:
-            entry.update(validate(velocity, val, args, device))
-        log.write(entry)
-    checkpoints.wait()
-    log.close()
+    Trainer(args, task, model, params, rank=rank, world=world, device=device,
+            trainable_only=True).fit()
 
 
 def main(argv=None) -> int:
-    return launch(train, parse_args(argv))
+    return launch(train, parse_args(argv), "swift_train.lora")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,15 @@ def tiny_i2v_config(layers: int = 2) -> dict:
                 eps=1e-6, image_dim=1280, added_kv_proj_dim=HEAD_DIM, rope_max_seq_len=1024)
 
 
+def check_base(base: str) -> None:
+    """``--base`` names something :func:`load_wan` can read (checked before anything loads)."""
+    if base == "tiny" or os.path.isdir(base) or (os.path.isfile(base)
+                                                 and base.endswith(".safetensors")):
+        return
+    raise ValueError(f"--base {base!r}: no such .safetensors file or diffusers folder (give "
+                     "'tiny', a diffusers folder or a .safetensors file)")
+
+
 def load_wan(base: str, dtype=torch.float32, seed: int = 0, tiny: dict | None = None):
     """The base model: ``tiny`` (random, seeded; ``tiny`` config, Wan 2.2 TI2V's by default), a
     diffusers folder, or a single safetensors file (ComfyUI's repackaged Wan files, or diffusers

@@ -13,9 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import sys
-import time
 
 import torch
 import torch.distributed as dist
@@ -26,9 +23,11 @@ from swift_core.sampling import sample_csg
 from swift_core.schedule import WAN_SHIFT, WEIGHTINGS, flow_sigmas
 from swift_core.training import PAIRS, csg_training_loss
 
-from .data import (Order, SampleFolder, WeightedOrder, Windows, data_source, sample_files,
-                   split)
-from .model import empty_like_config, load_wan, rope_tables, widen_patch_embedding
+from .data import (Order, SampleFolder, WeightedOrder, Windows, check_one_size, data_source,
+                   sample_files, split)
+from .loop import OneLineParser, Trainer, add_loop_args, check_loop_args, refuse
+from .model import (check_base, empty_like_config, load_wan, rope_tables,
+                    widen_patch_embedding)
 
 
 def parse_pairs(text: str) -> tuple[tuple[int, int], ...]:
@@ -42,8 +41,8 @@ def parse_pairs(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(prog="torchrun ... -m swift_train.train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="torchrun ... -m swift_train.train", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, action="append", type=data_source,
                     help="folder of training samples; repeat with weights to mix several: "
                          "--data 2k:0.7 --data synthesized:0.3")
@@ -51,12 +50,7 @@ def parse_args(argv=None):
     ap.add_argument("--base", default="tiny",
                     help="base model: ComfyUI's wan2.2_ti2v_5B_fp16.safetensors, a diffusers "
                          "folder (Wan2.2-TI2V-5B-Diffusers), or 'tiny' (tests)")
-    ap.add_argument("--steps", type=int, default=1000, help="optimizer steps in all")
-    ap.add_argument("--lr", type=float, default=1e-5, help="constant learning rate (AdamW)")
-    ap.add_argument("--weight-decay", type=float, default=0.01,
-                    help="AdamW weight decay (0.01: torch's and DiffSynth-Studio's default)")
-    ap.add_argument("--grad-accum", type=int, default=1, help="clips per rank per step")
-    ap.add_argument("--clip-grad", type=float, default=1.0, help="gradient norm clipping")
+    add_loop_args(ap, steps=1000, lr=1e-5, save_every=500)
     ap.add_argument("--ema", type=float, default=0.0, help="EMA decay (0 = no EMA), e.g. 0.999")
     ap.add_argument("--rope", choices=ROPE_MODES, default="window",
                     help="RoPE positions of a window; use the same setting in ComfyUI")
@@ -67,37 +61,41 @@ def parse_args(argv=None):
                          "in the export: sample Stage II with the same shift (ModelSamplingSD3)")
     ap.add_argument("--weighting", choices=WEIGHTINGS, default="none",
                     help="loss weight over timesteps: none, or DiffSynth-Studio's bell")
-    ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
-                    help="compute dtype (FSDP2 mixed precision; master weights fp32)")
-    ap.add_argument("--grad-checkpointing", action="store_true", help="activation checkpointing")
     ap.add_argument("--workers", type=int, default=2,
                     help="data loader processes reading the windows ahead (0: in the trainer)")
     ap.add_argument("--prefetch", type=int, default=2, help="windows each worker reads ahead")
-    ap.add_argument("--replicas", type=int, default=1,
-                    help="HSDP: this many replica groups (e.g. the number of nodes), the model "
-                         "sharded within each (1: FSDP over all ranks)")
     ap.add_argument("--init-from", default=None, metavar="RUN",
                     help="start from another run's latest weights and optimizer state (the next "
                          "stage of a curriculum: 1080P, then 2K); steps count from 0")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--save-every", type=int, default=500)
-    ap.add_argument("--keep-last", type=int, default=3, help="checkpoints kept: the last K ...")
-    ap.add_argument("--keep-every", type=int, default=0,
-                    help="... and every one at a multiple of this step (0: none)")
-    ap.add_argument("--sync-save", action="store_true",
-                    help="write checkpoints in the foreground (default: dcp.async_save)")
-    ap.add_argument("--val-every", type=int, default=0, help="validate every N steps (0 = never)")
-    ap.add_argument("--val-count", type=int, default=0, help="samples held out for validation")
     ap.add_argument("--val-steps", type=int, default=4, help="sampling steps of validation")
     ap.add_argument("--val-m", type=int, default=3, help="M of validation's CSG (paper: 3)")
     ap.add_argument("--val-n", type=int, default=1, help="N of validation's CSG (paper: 1)")
-    ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("--inject-nonfinite", type=lambda t: {int(v) for v in t.split(",")},
-                    default=set(), help=argparse.SUPPRESS)      # tests: these steps' loss is NaN
     return ap.parse_args(argv)
 
 
-def setup():
+def check_args(args) -> tuple[list[list[str]], list[str], list[str]]:
+    """Every argument checked before any process group, model or folder exists (a bad one
+    raises naming it): (the files of each --data folder, train files, held-out files)."""
+    check_loop_args(args)
+    check_base(args.base)
+    if not 0 <= args.ema < 1:
+        raise ValueError(f"--ema {args.ema}: must be in [0, 1)")
+    if args.init_from and not os.path.isfile(os.path.join(args.init_from, "checkpoints",
+                                                          "latest")):
+        raise ValueError(f"--init-from {args.init_from!r}: no checkpoint in it")
+    folders = [sample_files(folder) for folder, _ in args.data]
+    for (folder, _), files in zip(args.data, folders):
+        check_one_size(folder, files)
+    train_files, val_files = split([f for fs in folders for f in fs], args.val_count)
+    return folders, train_files, val_files
+
+
+def setup(seed: int = 0):
+    """The process group, this rank's device, and deterministic kernels where torch has them
+    (docs/training.md: Reproducible runs)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(seed)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -159,90 +157,6 @@ def device_mesh(device, world: int, replicas: int):
                             mesh_dim_names=("replicate", "shard"))
 
 
-def state(model, opt, ema, step, trainable_only: bool = False):
-    """What a checkpoint holds: the model (only its trainable parameters for an adapter run), the
-    optimizer, the EMA and the step."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
-    msd, osd = get_state_dict(model, opt,
-                              options=StateDictOptions(ignore_frozen_params=trainable_only))
-    return {"model": msd, "optim": osd, "ema": ema, "step": torch.tensor(step)}
-
-
-class Checkpoints:
-    """DCP checkpoints of a run, written in the background (``dcp.async_save``: the state is
-    staged on the CPU, training goes on), ``latest`` moved to a checkpoint only once every rank
-    has written it, and old ones removed: the last ``keep_last`` and every ``keep_every``-th step
-    stay."""
-
-    def __init__(self, run: str, rank: int, *, keep_last: int = 3, keep_every: int = 0,
-                 asynchronous: bool = True, trainable_only: bool = False):
-        self.dir = os.path.join(run, "checkpoints")
-        self.rank, self.keep_last, self.keep_every = rank, keep_last, keep_every
-        self.asynchronous, self.trainable_only = asynchronous, trainable_only
-        self.pending = None
-        # the background write has a process group of its own: on the default one its
-        # collectives would interleave with training's (a deadlock)
-        self.group = dist.new_group(backend="gloo") if asynchronous else None
-
-    def save(self, model, opt, ema, step: int) -> None:
-        import torch.distributed.checkpoint as dcp
-        self.wait()
-        name = f"step_{step:08d}"
-        sd = state(model, opt, ema, step, self.trainable_only)
-        path = os.path.join(self.dir, name)
-        if self.asynchronous:
-            self.pending = (dcp.async_save(sd, checkpoint_id=path, process_group=self.group),
-                            name)
-        else:
-            dcp.save(sd, checkpoint_id=path)
-            self.commit(name)
-
-    def wait(self) -> None:
-        """The save in flight, finished and committed (before the next one, and at the end)."""
-        if self.pending is not None:
-            future, name = self.pending
-            self.pending = None
-            (future.result() if hasattr(future, "result") else future.upload_completion.result())
-            self.commit(name)
-
-    def commit(self, name: str) -> None:
-        dist.barrier()
-        if self.rank == 0:
-            tmp = os.path.join(self.dir, "latest.part")
-            with open(tmp, "w") as f:
-                f.write(name)
-            os.replace(tmp, os.path.join(self.dir, "latest"))
-            for old in retired(os.listdir(self.dir), name, self.keep_last, self.keep_every):
-                shutil.rmtree(os.path.join(self.dir, old), ignore_errors=True)
-        dist.barrier()
-
-
-def retired(names, latest: str, keep_last: int, keep_every: int) -> list[str]:
-    """Checkpoint folders to remove once ``latest`` is committed: all but the last ``keep_last``
-    up to ``latest`` and those at multiples of ``keep_every`` (also a save left unfinished)."""
-    steps = sorted(n for n in names if n.startswith("step_"))
-    done = [n for n in steps if n <= latest]
-    keep = set(done[-max(keep_last, 1):])
-    keep |= {n for n in done if keep_every and int(n[5:]) % keep_every == 0}
-    return [n for n in steps if n not in keep and n <= latest]
-
-
-def resume(run, model, opt, ema, trainable_only: bool = False, required: bool = False) -> int:
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
-    latest = os.path.join(run, "checkpoints", "latest")
-    if not os.path.exists(latest):
-        if required:
-            raise FileNotFoundError(f"--init-from {run!r}: no checkpoint in it")
-        return 0
-    name = open(latest).read().strip()
-    st = state(model, opt, ema, 0, trainable_only)
-    dcp.load(st, checkpoint_id=os.path.join(run, "checkpoints", name))
-    set_state_dict(model, opt, model_state_dict=st["model"], optim_state_dict=st["optim"],
-                   options=StateDictOptions(ignore_frozen_params=trainable_only, strict=False))
-    return int(st["step"])
-
-
 def relative_error(x, x0) -> float:
     """Squared error of the generated blocks (all but the anchor) relative to the target's."""
     return float(((x - x0)[:, :, 1:] ** 2).mean() / (x0[:, :, 1:] ** 2).mean())
@@ -286,67 +200,6 @@ def validate(model, samples, args, device, rank: int = 0, world: int = 1) -> flo
     return float(total[0] / total[1].clamp(min=1))
 
 
-def memory_gib(device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-#: non-finite losses in a row that stop a run
-NONFINITE_LIMIT = 3
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
-
-
-def train_step(model, opt, ema: dict, velocity, items: list[dict], step: int, args, device,
-               rank: int, world: int) -> dict:
-    """One optimizer step over ``--grad-accum`` windows the loader read (gradients reduced once);
-    returns its log entry. The window (M, N) is the step's, the same on every rank; the clip and
-    every draw depend only on (seed, step, rank): resumable. A non-finite loss on any rank skips
-    the step on all of them (no update, logged)."""
-    t0 = time.perf_counter()
-    opt.zero_grad(set_to_none=True)
-    total = torch.zeros((), device=device)
-    pair = tuple(items[0]["pair"])           # the loader hands tuples on as lists
-    for a, it in enumerate(items):
-        model.set_requires_gradient_sync(a == len(items) - 1)   # reduce once per step
-        gen = torch.Generator()
-        gen.set_state(it["gen_state"])                  # the reader drew the segment from it
-        loss, _ = csg_training_loss(
-            velocity, it["x0"][None].to(device), it["reference"][None].to(device),
-            it["context"][None].to(device), gen, rope=args.rope, shift=args.shift,
-            weighting=args.weighting, segment=it["segment"])
-        if step + 1 in args.inject_nonfinite:
-            loss = loss * float("nan")
-        (loss / args.grad_accum).backward()
-        total += loss.detach() / args.grad_accum
-    pairs = [None] * world
-    dist.all_gather_object(pairs, pair)
-    if len(set(pairs)) != 1:
-        raise RuntimeError(f"step {step + 1}: the ranks drew different windows {pairs}")
-    bad = torch.tensor(float(not torch.isfinite(total)), device=device)
-    dist.all_reduce(bad)
-    entry = {"step": step + 1, "window": f"{pair[0]}x{pair[1]}", "lr": args.lr,
-             "bytes_read": sum(it["bytes"] for it in items)}
-    if bad > 0:
-        opt.zero_grad(set_to_none=True)
-        return {**entry, "skipped": "non-finite loss", "loss": None}
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-    norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
-    opt.step()
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if n in ema:
-                ema[n].lerp_(p.detach(), 1 - args.ema)
-    dist.all_reduce(total)
-    return {**entry, "loss": float(total) / world, "grad_norm": float(norm),
-            "samples_per_s": world * args.grad_accum / (time.perf_counter() - t0),
-            "memory_gib": memory_gib(device)}
-
-
 def window_loader(files, order, args, rank: int, device, step: int):
     """Torch's DataLoader over the run's windows from ``step`` on: ``--workers`` processes read
     only each window's blocks, ``--prefetch`` windows ahead of the step."""
@@ -356,75 +209,8 @@ def window_loader(files, order, args, rank: int, device, step: int):
     return torch.utils.data.DataLoader(
         windows, batch_size=None, num_workers=args.workers,
         prefetch_factor=args.prefetch if args.workers else None,
-        pin_memory=device.type == "cuda")
-
-
-def guard(entry: dict, bad_in_a_row: int) -> int:
-    """Count non-finite steps in a row; too many stop the run with a clear message."""
-    if "skipped" not in entry:
-        return 0
-    bad_in_a_row += 1
-    if bad_in_a_row >= NONFINITE_LIMIT:
-        raise NonFiniteLoss(f"step {entry['step']}: the loss was not finite {bad_in_a_row} steps "
-                            "in a row; stopping (the last checkpoint is intact). Lower --lr, check "
-                            "the data (python -m swift_train.train reads every sample) or use "
-                            "--precision fp32")
-    return bad_in_a_row
-
-
-def tensorboard_writer(out: str):
-    """TensorBoard's writer for RUN/tensorboard (torch's own SummaryWriter), or None with one
-    line when the tensorboard package is missing (it is in requirements-train.txt)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        print("swift_train: tensorboard is not installed (pip install -r requirements-train.txt); "
-              "logging to log.jsonl only", file=sys.stderr)
-        return None
-    return SummaryWriter(os.path.join(out, "tensorboard"))
-
-
-def scalars(entry: dict) -> dict:
-    """The numbers of a log entry as TensorBoard tags: val/... for validation, memory/gib,
-    train/... for the rest."""
-    out = {}
-    for key, value in entry.items():
-        if key == "step" or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        group = next((g for g in ("val", "memory") if key.startswith(g + "_")), "train")
-        out[f"{group}/{key.removeprefix(group + '_')}"] = value
-    return out
-
-
-class RunLog:
-    """Rank 0's record of a run: one JSON line per entry in RUN/log.jsonl, the same numbers as
-    TensorBoard scalars in RUN/tensorboard, and a progress bar."""
-
-    def __init__(self, args, rank: int, step: int):
-        self.file = open(os.path.join(args.out, "log.jsonl"), "a") if rank == 0 else None
-        self.board = tensorboard_writer(args.out) if rank == 0 else None
-        self.bar = None
-        if rank == 0 and not args.no_progress:
-            from tqdm import tqdm
-            self.bar = tqdm(total=args.steps, initial=step, desc="train", dynamic_ncols=True)
-
-    def write(self, entry: dict) -> None:
-        if self.file:
-            self.file.write(json.dumps(entry) + "\n")
-            self.file.flush()
-        if self.board:
-            for tag, value in scalars(entry).items():
-                self.board.add_scalar(tag, value, entry["step"])
-            self.board.flush()
-        if self.bar and entry.get("loss") is not None:
-            self.bar.set_postfix(loss=f"{entry['loss']:.4f}", mem=f"{entry['memory_gib']:.1f}G")
-        if self.bar and ("loss" in entry or "skipped" in entry):
-            self.bar.update(1)
-
-    def close(self) -> None:
-        for f in (self.bar, self.file, self.board):
-            if f:
-                f.close()
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(args.seed + rank))   # workers' seeds too
 
 
 def write_config(args, world: int, train_files) -> None:
@@ -433,12 +219,58 @@ def write_config(args, world: int, train_files) -> None:
                   default=str)
 
 
+class Stage2Task:
+    """The Stage II trainer's seams (swift_train.loop): windows read ahead by the DataLoader,
+    the CSG teacher-forcing loss, ``sample_csg`` on the held-out samples."""
+
+    def __init__(self, args, model, files, sizes, val, *, rank: int, world: int, device):
+        self.args, self.model, self.files, self.sizes, self.val = args, model, files, sizes, val
+        self.rank, self.world, self.device = rank, world, device
+        self.velocity = diffusers_wan_velocity(model)
+
+    def start(self, step: int) -> None:
+        """The loader from ``step`` on (a resumed run reads on where it stopped)."""
+        args = self.args
+        order = (Order(range(len(self.files)), self.world, self.rank, args.seed)
+                 if len(args.data) == 1 else
+                 WeightedOrder(self.sizes, [w for _, w in args.data], self.world, self.rank,
+                               args.seed))
+        self.batches = iter(window_loader(self.files, order, args, self.rank, self.device,
+                                          step))
+
+    def micro_batches(self, step: int) -> list[dict]:
+        items = [next(self.batches) for _ in range(self.args.grad_accum)]
+        pairs = [None] * self.world                   # the loader hands tuples on as lists
+        dist.all_gather_object(pairs, tuple(items[0]["pair"]))
+        if len(set(pairs)) != 1:
+            raise RuntimeError(f"step {step + 1}: the ranks drew different windows {pairs}")
+        return items
+
+    def forward_backward(self, it: dict, step: int):
+        gen = torch.Generator()
+        gen.set_state(it["gen_state"])                  # the reader drew the segment from it
+        loss, _ = csg_training_loss(
+            self.velocity, it["x0"][None].to(self.device), it["reference"][None].to(self.device),
+            it["context"][None].to(self.device), gen, rope=self.args.rope,
+            shift=self.args.shift, weighting=self.args.weighting, segment=it["segment"])
+        return loss
+
+    def describe(self, items: list[dict]) -> dict:
+        pair = items[0]["pair"]
+        return {"window": f"{pair[0]}x{pair[1]}", "bytes_read": sum(it["bytes"] for it in items)}
+
+    def validate(self) -> dict:
+        if not self.val:
+            return {}
+        return {"val_error": validate(self.model, self.val, self.args, self.device, self.rank,
+                                      self.world), **baselines(self.val)}
+
+
 def train(args) -> None:
-    """Set up (data, model, optimizer, resume), then steps, checkpoints and validation."""
-    rank, world, device = setup()
+    """Checks, then the process group, data, model and the shared trainer loop."""
+    folders, train_files, val_files = check_args(args)
+    rank, world, device = setup(args.seed)
     os.makedirs(os.path.join(args.out, "checkpoints"), exist_ok=True)
-    folders = [sample_files(folder) for folder, _ in args.data]
-    train_files, val_files = split([f for fs in folders for f in fs], args.val_count)
     kept = set(train_files)
     sizes = [sum(f in kept for f in fs) for fs in folders]
     val_set = SampleFolder(val_files)
@@ -446,43 +278,21 @@ def train(args) -> None:
     if rank == 0:
         write_config(args, world, train_files)
     model = build_model(args, device, world)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     ema = ({n: p.detach().clone() for n, p in model.named_parameters()} if args.ema > 0 else {})
-    step = resume(args.out, model, opt, ema)
-    if step == 0 and args.init_from:            # a curriculum's next stage: weights + optimizer
-        resume(args.init_from, model, opt, ema, required=True)
-    order = (Order(range(len(train_files)), world, rank, args.seed) if len(args.data) == 1 else
-             WeightedOrder(sizes, [w for _, w in args.data], world, rank, args.seed))
-    batches = iter(window_loader(train_files, order, args, rank, device, step))
-    velocity = diffusers_wan_velocity(model)
-    log = RunLog(args, rank, step)
-    checkpoints = Checkpoints(args.out, rank, keep_last=args.keep_last,
-                              keep_every=args.keep_every, asynchronous=not args.sync_save)
-    if step == 0 and args.val_every and val_files:
-        log.write({"step": 0, "val_error": validate(model, val, args, device, rank, world),
-                   **baselines(val)})
-    bad = 0
-    while step < args.steps:
-        items = [next(batches) for _ in range(args.grad_accum)]
-        entry = train_step(model, opt, ema, velocity, items, step, args, device, rank, world)
-        step += 1
-        if "skipped" in entry:
-            log.write(entry)
-        bad = guard(entry, bad)
-        if step % args.save_every == 0 or step == args.steps:
-            checkpoints.save(model, opt, ema, step)
-        if args.val_every and val_files and step % args.val_every == 0:
-            entry["val_error"] = validate(model, val, args, device, rank, world)
-        if "skipped" not in entry:
-            log.write(entry)
-    checkpoints.wait()
-    log.close()
+    task = Stage2Task(args, model, train_files, sizes, val, rank=rank, world=world, device=device)
+    Trainer(args, task, model, model.parameters(), rank=rank, world=world, device=device,
+            ema=ema).fit(init_from=args.init_from)
 
 
-def launch(train_fn, args) -> int:
-    """Run ``train_fn(args)`` under torchrun; the process group is closed whatever happens."""
+def launch(train_fn, args, prog: str) -> int:
+    """Run ``train_fn(args)`` under torchrun; a bad argument is refused in one line (exit 2,
+    nothing written); the process group is closed whatever happens."""
     try:
         train_fn(args)
+    except (ValueError, FileNotFoundError) as e:
+        if dist.is_initialized():       # found after setup: a real failure, with its traceback
+            raise
+        return refuse(prog, e)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -490,7 +300,7 @@ def launch(train_fn, args) -> int:
 
 
 def main(argv=None) -> int:
-    return launch(train, parse_args(argv))
+    return launch(train, parse_args(argv), "swift_train.train")
 
 
 if __name__ == "__main__":

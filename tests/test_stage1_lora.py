@@ -113,6 +113,25 @@ def test_two_ranks_train_checkpoint_and_resume_exactly(samples, tmp_path):
     assert ck and all("lora_" in k for k in ck)       # the adapter only, never the base
 
 
+def test_same_command_same_losses_with_a_base_from_a_file(samples, tmp_path):
+    """The base read from a file (as on a cluster): two launches of one command give the same
+    losses on 2 ranks (the adapter's random init is seeded), and a run stopped after a
+    checkpoint and re-run continues with the uninterrupted run's losses."""
+    from safetensors.torch import save_file
+    from swift_train.model import load_wan, tiny_i2v_config
+    base = tmp_path / "i2v.safetensors"                   # diffusers keys
+    save_file(load_wan("tiny", seed=5, tiny=tiny_i2v_config()).state_dict(), str(base))
+    common = [*TINY, "--data", samples, "--base", base, "--lr", "1e-3", "--rank", "4",
+              "--save-every", "2", "--seed", "3"]
+    run_lora(2, *common, "--out", tmp_path / "a", "--steps", 4)
+    run_lora(2, *common, "--out", tmp_path / "b", "--steps", 4)
+    run_lora(2, *common, "--out", tmp_path / "c", "--steps", 2)
+    run_lora(2, *common, "--out", tmp_path / "c", "--steps", 4)
+    a, b, c = ({e["step"]: e["loss"] for e in log(tmp_path / r)} for r in "abc")
+    assert sorted(a) == [1, 2, 3, 4] and a == b == c, (a, b, c)
+    assert len(set(a.values())) == 4
+
+
 def test_learning_beats_the_untrained_base_and_the_still_image(samples, tmp_path):
     """10 clips, 2 held out; x0 error at sigmas 0.25/0.5/0.75. Measured on a CPU (400 steps):
     untrained 0.396, the input image repeated (a still video) 0.333, trained 0.223."""
@@ -165,6 +184,46 @@ def failing(*args) -> str:
                                 MASTER_ADDR="127.0.0.1", MASTER_PORT="29731"))
     assert r.returncode != 0
     return r.stderr
+
+
+def refused(module: str, out: Path, *args) -> str:
+    """``python -m module ARGS`` as rank 0: exit code 2, one line on stderr, ``out`` not made."""
+    r = subprocess.run([sys.executable, "-m", module, "--out", str(out), *map(str, args)],
+                       cwd=ROOT, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT), RANK="0", WORLD_SIZE="1",
+                                MASTER_ADDR="127.0.0.1", MASTER_PORT="29733"))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert not out.exists()
+    return lines[0]
+
+
+@pytest.mark.parametrize("module", ["swift_train.lora", "swift_train.train"])
+def test_each_bad_argument_is_one_line_exit_2_and_nothing_written(module, samples, tmp_path):
+    from swift_testing.train_data import make_dataset
+    stage2 = tmp_path / "stage2_data"
+    make_dataset(stage2, count=2)
+    data = samples if module.endswith("lora") else stage2
+    out = tmp_path / "run"
+    line = refused(module, out, "--data", tmp_path / "nowhere")
+    assert "--data" in line and "no such folder" in line
+    line = refused(module, out, "--data", data, "--base", tmp_path / "missing.safetensors")
+    assert "--base" in line and "no such .safetensors file or diffusers folder" in line
+    line = refused(module, out, "--data", data, "--steps", "-1")
+    assert "--steps -1: must be >= 0" in line
+    line = refused(module, out, "--data", data, "--val-count", "99")
+    assert "--val-count 99" in line
+    if module.endswith("lora"):
+        assert "--rank: '0': expected a whole number >= 1" in refused(
+            module, out, "--data", data, "--rank", "0")
+        assert "a 32x32 Stage I sample; this run trains at --size 640x352" in refused(
+            module, out, "--data", data, "--size", "640x352")
+    else:
+        import shutil
+        small = make_dataset(tmp_path / "small", count=1, size=32)
+        shutil.copy(small[0], stage2 / "small.safetensors")       # another size in one folder
+        line = refused(module, out, "--data", stage2)
+        assert "put each size in its own --data folder" in line
 
 
 def test_bad_inputs_are_named_before_the_model_loads(samples, tmp_path):

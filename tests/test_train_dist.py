@@ -155,28 +155,31 @@ def test_two_ranks_in_bf16_with_activation_checkpointing(dataset, tmp_path):
 
 def test_every_rank_draws_the_same_window_and_a_nonfinite_loss_is_skipped(dataset, tmp_path):
     """2 ranks, 6 steps: one (M, N) per step on both ranks (checked across ranks each step, and
-    logged); the pairs vary over the steps. Step 3's loss made NaN by a test flag: skipped on both
-    ranks, logged, the run goes on; three in a row stop the run with a clear message."""
+    logged); the pairs vary over the steps. Step 3's loss made NaN by a test flag, and step 5's
+    loss left finite but one gradient made inf (a bf16 overflow): each skipped on both ranks,
+    logged, the run goes on; three in a row stop the run with a clear message."""
     common = ["--no-progress", "--data", dataset, "--precision", "fp32", "--save-every", 100,
               "--seed", 4]
-    torchrun(2, *common, "--steps", 6, "--inject-nonfinite", "3", "--out", tmp_path / "a")
+    torchrun(2, *common, "--steps", 6, "--inject-nonfinite", "3", "--inject-nonfinite-grad", "5",
+             "--out", tmp_path / "a")
     log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2, 3, 4, 5, 6]
     assert log[2]["skipped"] == "non-finite loss" and log[2]["loss"] is None
     assert "grad_norm" not in log[2]                       # no update
+    assert log[4]["skipped"] == "non-finite gradient" and "grad_norm" not in log[4]
     # the loader read only each window's blocks (x0 and R, 3 KiB a block each): the 5-block
     # samples were read whole only where the window covers them all
     block = 48 * 4 * 4 * 4
     got = [e["bytes_read"] for e in log]
     assert all(b % (2 * block) == 0 for b in got) and min(got) < 2 * 5 * block, got
-    assert all(math.isfinite(e["loss"]) for e in log if e["step"] != 3)
+    assert all(math.isfinite(e["loss"]) for e in log if e["step"] not in (3, 5))
     assert len({e["window"] for e in log}) > 1            # drawn per step, not fixed
     # the same numbers as TensorBoard scalars (read back with tensorboard's own reader)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     board = EventAccumulator(str(tmp_path / "a" / "tensorboard"))
     board.Reload()
     loss = {ev.step: ev.value for ev in board.Scalars("train/loss")}
-    assert sorted(loss) == [1, 2, 4, 5, 6]                 # the skipped step has no loss
+    assert sorted(loss) == [1, 2, 4, 6]                    # the skipped steps have no loss
     assert all(loss[e["step"]] == pytest.approx(e["loss"], rel=1e-6) for e in log if e["loss"])
     assert {"train/grad_norm", "train/lr", "train/samples_per_s", "memory/gib"} <= \
         set(board.Tags()["scalars"])
@@ -190,14 +193,14 @@ def test_every_rank_draws_the_same_window_and_a_nonfinite_loss_is_skipped(datase
                         str(tmp_path / "b")], cwd=ROOT, capture_output=True, text=True,
                        env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
     assert r.returncode != 0
-    assert "step 4: the loss was not finite 3 steps in a row; stopping" in r.stderr
+    assert "step 4: non-finite loss 3 steps in a row; stopping" in r.stderr
 
 
 def test_async_checkpoints_keep_what_retention_says(dataset, tmp_path):
     """2 ranks, a checkpoint every step written in the background: the last 2 and every 4th stay
     (steps 4, 8, 9, 10); the run resumes from them exactly (the resume test above runs with the
     same background saves)."""
-    from swift_train.train import retired
+    from swift_train.checkpoint import retired
     torchrun(2, "--no-progress", "--data", dataset, "--precision", "fp32", "--steps", 10,
              "--save-every", 1, "--keep-last", 2, "--keep-every", 4, "--out", tmp_path / "r")
     ck = tmp_path / "r" / "checkpoints"
