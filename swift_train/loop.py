@@ -137,8 +137,9 @@ class Trainer:
                 loss = loss * float("nan")
             (loss / len(items)).backward()
             total += loss.detach() / len(items)
-        if step + 1 in self.args.inject_nonfinite_grad:
-            next(p for p in self.params if p.grad is not None).grad.view(-1)[0] = float("inf")
+        if step + 1 in self.args.inject_nonfinite_grad:          # tests: one overflowed value
+            grads = (getattr(p.grad, "_local_tensor", p.grad) for p in self.params)
+            next(g for g in grads if g is not None and g.numel()).view(-1)[0] = float("inf")
         return total
 
     def train_step(self, step: int) -> dict:

@@ -204,18 +204,19 @@ def test_each_bad_argument_is_one_line_exit_2_and_nothing_written(module, sample
     stage2 = tmp_path / "stage2_data"
     make_dataset(stage2, count=2)
     data = samples if module.endswith("lora") else stage2
+    sized = ["--size", "32x32"] if module.endswith("lora") else []
     out = tmp_path / "run"
     line = refused(module, out, "--data", tmp_path / "nowhere")
     assert "--data" in line and "no such folder" in line
-    line = refused(module, out, "--data", data, "--base", tmp_path / "missing.safetensors")
+    line = refused(module, out, "--data", data, *sized, "--base", tmp_path / "missing.safetensors")
     assert "--base" in line and "no such .safetensors file or diffusers folder" in line
-    line = refused(module, out, "--data", data, "--steps", "-1")
+    line = refused(module, out, "--data", data, *sized, "--steps", "-1")
     assert "--steps -1: must be >= 0" in line
-    line = refused(module, out, "--data", data, "--val-count", "99")
+    line = refused(module, out, "--data", data, *sized, "--val-count", "99")
     assert "--val-count 99" in line
     if module.endswith("lora"):
         assert "--rank: '0': expected a whole number >= 1" in refused(
-            module, out, "--data", data, "--rank", "0")
+            module, out, "--data", data, *sized, "--rank", "0")
         assert "a 32x32 Stage I sample; this run trains at --size 640x352" in refused(
             module, out, "--data", data, "--size", "640x352")
     else:
