@@ -35,7 +35,10 @@ class SegmentProgress:
                                  preview_image(self.prev, x0))
 
     def segment_done(self, seg, preview) -> None:
-        self.bar.update_absolute((seg.index + 1) * self.steps, None, preview)
+        """A finished segment's decoded frame as the preview (no tick of its own: its last step
+        ticked already)."""
+        if preview is not None:
+            self.bar.update_absolute((seg.index + 1) * self.steps, None, preview)
 
     def replanned(self, plan) -> None:
         """An out-of-memory retry changed the plan: the bar's total follows it."""
