@@ -138,9 +138,13 @@ def rows(tmp_path):
     return tmp_path / "rows.csv"
 
 
-def run_batch(rows, fake, *extra):
-    return main(["--rows", str(rows), "--out", str(rows.parent / "out"), "--server", fake.url,
-                 "--no-progress", "--retry-after", "0.2", *extra])
+def run_batch(rows, fake):
+    """The batch over ``fake`` (closed after it): the exit code."""
+    try:
+        return main(["--rows", str(rows), "--out", str(rows.parent / "out"), "--server",
+                     fake.url, "--no-progress", "--retry-after", "0.2"])
+    finally:
+        fake.close()
 
 
 def test_a_prompt_that_finishes_between_the_two_lookups_is_downloaded(rows, video, capsys):
@@ -148,10 +152,7 @@ def test_a_prompt_that_finishes_between_the_two_lookups_is_downloaded(rows, vide
     the prompt is in neither and the one server was dropped (every row failed); asked
     queue-then-history it is found done, downloaded, and the server keeps the next row."""
     fake = FakeComfy(video)
-    try:
-        rc = run_batch(rows, fake)
-    finally:
-        fake.close()
+    rc = run_batch(rows, fake)
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "went away" not in err and "no server left" not in err
@@ -165,10 +166,7 @@ def test_a_server_that_went_away_is_asked_again_before_rows_fail(rows, video, ca
     """The only server drops its websocket once (gone, its row handed back); asked again before
     the rows are failed for want of servers, it answers and runs both rows."""
     fake = FakeComfy(video, refuse_ws=1)
-    try:
-        rc = run_batch(rows, fake)
-    finally:
-        fake.close()
+    rc = run_batch(rows, fake)
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "went away" in err and "answer(s) again" in err and "no server left" not in err
