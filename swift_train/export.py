@@ -102,25 +102,45 @@ def latest_checkpoint(run: str) -> str:
     return checkpoint
 
 
+def check_out(out: str) -> None:
+    """``--out`` is a .safetensors file to write, not a folder (checked before any loading)."""
+    if not out.endswith(".safetensors") or os.path.isdir(out):
+        raise ExportError(f"--out {out!r}: expected the path of a .safetensors file to write")
+
+
+def run_config(run: str) -> dict:
+    return json.loads(open(os.path.join(run, "config.json")).read())
+
+
 def load_run(run: str, use_ema: bool = True) -> tuple[dict, dict]:
-    """The latest checkpoint of a training run as a plain state dict, and the run's config."""
+    """The latest checkpoint of a Stage II training run as a plain state dict, and the run's
+    config; a LoRA run is refused by name."""
     checkpoint = latest_checkpoint(run)
-    cfg = json.loads(open(os.path.join(run, "config.json")).read())
+    cfg = run_config(run)
+    if "rank" in cfg:
+        raise ExportError(f"--run {run!r}: a Stage I LoRA run; export it with "
+                          "python -m swift_train.export_lora")
     latest = os.path.basename(checkpoint)
     ema = load_weights(checkpoint, "ema") if use_ema else {}
     weights = ema or load_weights(checkpoint, "model")
     return weights, {**cfg, "step": latest, "ema": bool(ema)}
 
 
+def parser(prog: str, doc: str):
+    from .loop import OneLineParser
+    return OneLineParser(prog=prog, description=doc,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m swift_train.export", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("python -m swift_train.export", __doc__)
     ap.add_argument("--run", required=True, help="the training run's --out folder")
     ap.add_argument("--out", required=True, help="the .safetensors file to write")
     ap.add_argument("--dtype", default="bf16", choices=list(DTYPES))
     ap.add_argument("--no-ema", action="store_true", help="export the raw weights, not the EMA")
     args = ap.parse_args(argv)
     try:
+        check_out(args.out)
         sd, cfg = load_run(args.run, use_ema=not args.no_ema)
     except ExportError as e:
         print(f"export: {e}", file=sys.stderr)

@@ -6,14 +6,13 @@ scales by alpha / rank, as peft does, so strength 1.0 is the trained adapter).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
 import torch
 
-from .export import DTYPES, ExportError, comfy_key, latest_checkpoint, load_weights
+from .export import (DTYPES, ExportError, check_out, comfy_key, latest_checkpoint, load_weights,
+                     parser, run_config)
 
 
 def to_comfy_lora(weights: dict, alpha: float, dtype=torch.bfloat16) -> dict:
@@ -30,15 +29,15 @@ def to_comfy_lora(weights: dict, alpha: float, dtype=torch.bfloat16) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m swift_train.export_lora", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("python -m swift_train.export_lora", __doc__)
     ap.add_argument("--run", required=True, help="the LoRA run's --out folder")
     ap.add_argument("--out", required=True, help="the .safetensors file to write (models/loras)")
     ap.add_argument("--dtype", default="bf16", choices=list(DTYPES))
     args = ap.parse_args(argv)
     try:
+        check_out(args.out)
         checkpoint = latest_checkpoint(args.run)
-        cfg = json.loads(open(os.path.join(args.run, "config.json")).read())
+        cfg = run_config(args.run)
         lora = {} if "rank" not in cfg else to_comfy_lora(
             load_weights(checkpoint, "model"), cfg.get("alpha") or cfg["rank"],
             DTYPES[args.dtype])

@@ -227,6 +227,29 @@ def test_each_bad_argument_is_one_line_exit_2_and_nothing_written(module, sample
         assert "put each size in its own --data folder" in line
 
 
+def fake_run(folder: Path, config: dict) -> Path:
+    """A run folder as the trainers leave it (config, ``latest`` and its checkpoint folder)."""
+    (folder / "checkpoints" / "step_00000001").mkdir(parents=True)
+    (folder / "checkpoints" / "latest").write_text("step_00000001")
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.mark.parametrize("module", ["swift_train.export", "swift_train.export_lora"])
+def test_each_bad_export_argument_is_one_line_exit_2_and_nothing_written(module, tmp_path):
+    lora = fake_run(tmp_path / "lora_run", {"rank": 4, "targets": "q", "size": [32, 32]})
+    stage2 = fake_run(tmp_path / "stage2_run", {"rope": "window"})
+    own, other = (stage2, lora) if module.endswith(".export") else (lora, stage2)
+    out = tmp_path / "exported.safetensors"
+    assert "not a training run" in refused(module, out, "--run", tmp_path / "nowhere")
+    assert "--dtype: invalid choice: 'int8'" in refused(module, out, "--run", own, "--dtype", "int8")
+    assert "the following arguments are required: --run" in refused(module, out)
+    line = refused(module, tmp_path / "models", "--run", own)
+    assert "--out" in line and "a .safetensors file" in line
+    line = refused(module, out, "--run", other)
+    assert ("export_lora" if module.endswith(".export") else "holds no LoRA") in line
+
+
 def test_bad_inputs_are_named_before_the_model_loads(samples, tmp_path):
     make_dataset(tmp_path / "stage2_data", count=1)           # a Stage II sample, not Stage I
     err = failing("--data", tmp_path / "stage2_data", "--out", tmp_path / "r1", *TINY)
