@@ -5,7 +5,8 @@ and the Wan 2.2 VAE decode through the Segment Decoder's block streaming.
     python -m bench.gpu_stage2 --size reduced --device cpu                 # proves the code on CPU
 
 Speed does not depend on the weights' values, so random weights give true timings and memory.
-Prints a short table last; writes every number to --out as JSON.
+Prints a short table last; writes every number to --out as JSON, with each configuration's run
+card (the one the Stage II Sampler writes beside its video).
 
 --adapter comfy (the default when COMFYUI_PATH is set) measures what the pack runs: ComfyUI's
 WanModel loaded by ComfyUI and the CSG Stage II Sampler's own path (nodes/bridge/stage2_run.stage2:
@@ -16,6 +17,7 @@ ComfyUI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -110,6 +112,7 @@ class ComfyStage2:
                                 layers=size["layers"], in_channels=96, text_len=size["text"])
 
         self.vae, self.tile, self.evictions = None, 0, []
+        self.card = True            # measured into a run card, as the node is (False: bare)
 
     def stream_with(self, vae, tile: int) -> None:
         """Decode every segment inside Stage II, as the sampler does with its VAE connected."""
@@ -135,9 +138,16 @@ class ComfyStage2:
             callback()
 
         cond = [[context, {}]]
-        out, _, _ = run.stage2(self.model, cond, cond, reference, self.vae, settings,
-                               video_wanted=False, name="bench_stage2", on_segment=on_segment)
+        with self.host.run_card.stage("stage2") if self.card else contextlib.nullcontext():
+            out, _, _ = run.stage2(self.model, cond, cond, reference, self.vae, settings,
+                                   video_wanted=False, name="bench_stage2",
+                                   on_segment=on_segment)
         return out
+
+    def last_card(self) -> dict:
+        """The run card of the last run (the node's own card: swift_core.cards)."""
+        card = self.host.run_card.current()
+        return {**card, "stages": card["stages"][-1:]}
 
 
 def run_csg(stage2, size, frames, m, n, steps, meter, repeats):
@@ -203,6 +213,7 @@ def load_pack():
     import importlib
     importlib.import_module("swifti2v_pack.nodes.bridge.stage2_run")
     importlib.import_module("swifti2v_pack.nodes.bridge.vae_stream")
+    importlib.import_module("swifti2v_pack.nodes.bridge.run_card")
     return importlib.import_module("swifti2v_pack.nodes.bridge")
 
 
@@ -286,6 +297,8 @@ def main(argv=None):
     for frames, m, n, label in runs:
         r = run_csg(stage2, size, frames, m, n, a.steps, meter, a.repeats)
         r["config"] = label
+        if a.adapter == "comfy":            # the card the node would write, for this config
+            r["card"] = stage2.last_card()
         results["dit"].append(r)
         print(json.dumps(r), flush=True)
     if a.stream and a.adapter == "comfy":

@@ -6,7 +6,7 @@ from ..swift_core.memory import frames_bytes
 from ..swift_core.sizes import video_frames
 from ..swift_core.rules import (COLOR_MATCH, TEMPORAL_STRIDE, WAN22_SPATIAL, check_prefix,
                                 check_tile_px)
-from .bridge import auto_fit, checks, fits, progress, streaming
+from .bridge import auto_fit, checks, fits, progress, run_card, streaming
 from .types import CATEGORY, tile_inputs, validate
 
 
@@ -50,7 +50,12 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
                                      tooltip="Decoded frames (F x H x W)."),
                      io.Video.Output("video", display_name="video",
                                      tooltip="The video file written as blocks were decoded "
-                                             "(core's Save Video names and keeps it).")],
+                                             "(core's Save Video names and keeps it)."),
+                     io.String.Output("run_card", display_name="run_card",
+                                      tooltip="What this run cost, as JSON: each SwiftI2V stage's "
+                                              "time and peak memory, the plan, the versions "
+                                              "(docs/performance.md); written beside a saved "
+                                              "video too.")],
         )
 
     RULES = {"filename_prefix": check_prefix, "tile_size": check_tile_px,
@@ -88,17 +93,22 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
             filename_prefix=filename_prefix if save_video else None, name="swifti2v_decoder")
         kept = []
         pbar = progress.progress_bar(blocks)
-        try:
-            for b0 in range(0, blocks, blocks_per_step):
-                progress.throw_if_interrupted()
-                frames = stream.add(latent[:, :, b0:b0 + blocks_per_step])
-                if return_frames:
-                    kept.append(frames.to(progress.intermediate_device()))
-                pbar.update_absolute(min(blocks, b0 + blocks_per_step))
-            video = stream.finish()
-        except BaseException:
-            stream.abort()
-            raise
-        ui = {"images": [stream.ui], "animated": (True,)} if stream.ui is not None else None
+        with run_card.stage("decoder", frames=num_frames, size=f"{w}x{h}", tile_size=tile_size):
+            try:
+                for b0 in range(0, blocks, blocks_per_step):
+                    progress.throw_if_interrupted()
+                    frames = stream.add(latent[:, :, b0:b0 + blocks_per_step])
+                    if return_frames:
+                        kept.append(frames.to(progress.intermediate_device()))
+                    pbar.update_absolute(min(blocks, b0 + blocks_per_step))
+                video = stream.finish()
+            except BaseException:
+                stream.abort()
+                raise
+        card = run_card.text()
+        ui = {"swifti2v_card": [card]}
+        if stream.ui is not None:                    # saved here: its card beside it
+            run_card.write_beside(stream.path, run_card.current())
+            ui.update(images=[stream.ui], animated=(True,))
         images = torch.cat(kept) if return_frames else stream.last
-        return io.NodeOutput(images, video, ui=ui)
+        return io.NodeOutput(images, video, card, ui=ui)

@@ -4,7 +4,7 @@ from comfy_api.latest import io
 from ..swift_core import hybrid_chunks, iter_hybrid_reference, size_from_image
 from ..swift_core.reference import check_low_res_aspect
 from ..swift_core.rules import RESIZE_METHODS, WAN22_SPATIAL
-from .bridge import checks, fits, progress, vae_io
+from .bridge import checks, fits, progress, run_card, vae_io
 from .types import CATEGORY, SIZE_RULES, TILE_RULES, size_inputs, tile_inputs, validate
 
 
@@ -49,6 +49,7 @@ class SwiftI2VHybridReference(io.ComfyNode):
         return validate(cls, inputs)
 
     @classmethod
+    @run_card.measured("reference")
     def execute(cls, low_res, image, vae, width, height, crop, upscale_method, tile_size,
                 overlap, blocks_per_chunk) -> io.NodeOutput:
         checks.check_image(low_res, "low_res")
@@ -58,6 +59,7 @@ class SwiftI2VHybridReference(io.ComfyNode):
         checks.check_stage2_vae(vae)
         check_low_res_aspect(low_res.shape[2], low_res.shape[1], size.width, size.height, crop)
         fits.check_chunk_fits(size.width, size.height, blocks_per_chunk)
+        run_card.note(frames=size.frames, size=f"{size.width}x{size.height}", tile_size=tile_size)
         pbar = progress.progress_bar(len(hybrid_chunks(size.frames, blocks_per_chunk)))
         chunks = iter_hybrid_reference(low_res, image, size.width, size.height,
                                        method=upscale_method, blocks_per_chunk=blocks_per_chunk,

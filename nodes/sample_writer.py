@@ -6,7 +6,7 @@ from ..swift_core import hybrid_chunks, iter_hybrid_reference, resize_frames, si
 from ..swift_core.reference import check_low_res_aspect
 from ..swift_core.rules import WAN22_SPATIAL, check_name, check_prefix
 from ..swift_core.samples import DTYPES, write_sample
-from .bridge import checks, fits, progress, samples_dir, vae_io
+from .bridge import checks, fits, progress, run_card, samples_dir, vae_io
 from .types import (CATEGORY, SIZE_RULES, TILE_RULES, TransitionInfo, size_inputs, tile_inputs,
                     validate)
 
@@ -56,6 +56,7 @@ class SwiftI2VSampleWriter(io.ComfyNode):
         return validate(cls, inputs)
 
     @classmethod
+    @run_card.measured("training_sample")
     def execute(cls, clip, low_res, positive, vae, width, height, crop, start, name, folder,
                 dtype, tile_size, overlap, blocks_per_chunk, info=None) -> io.NodeOutput:
         checks.check_image(clip, "clip")
@@ -71,6 +72,7 @@ class SwiftI2VSampleWriter(io.ComfyNode):
         context = checks.text_embedding(positive, "positive")
         fits.check_chunk_fits(size.width, size.height, blocks_per_chunk)
         ranges = hybrid_chunks(size.frames, blocks_per_chunk)
+        run_card.note(frames=size.frames, size=f"{size.width}x{size.height}", tile_size=tile_size)
         pbar = progress.progress_bar(2 * len(ranges))
         lh, lw = size.height // WAN22_SPATIAL, size.width // WAN22_SPATIAL
         x0 = vae_io.encode_chunks(

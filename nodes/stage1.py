@@ -3,7 +3,7 @@ from comfy_api.latest import io
 
 from ..swift_core import check_frames, size_from_image
 from ..swift_core.reference import stage1_image
-from .bridge import checks, fits, stage1, vae_protocol
+from .bridge import checks, fits, run_card, stage1, vae_protocol
 from .types import CATEGORY, SIZE_RULES, sampling_inputs, size_inputs, validate
 
 
@@ -51,6 +51,7 @@ class SwiftI2VStage1Sampler(io.ComfyNode):
         return validate(cls, inputs)
 
     @classmethod
+    @run_card.measured("stage1")
     def execute(cls, model, positive, negative, vae, image, width, height, crop, length, seed,
                 steps, cfg, sampler_name, scheduler, clip_vision_output=None) -> io.NodeOutput:
         checks.check_image(image, "image")
@@ -62,6 +63,8 @@ class SwiftI2VStage1Sampler(io.ComfyNode):
         small = stage1_image(image[:1, ..., :3], size.width, size.height, crop=crop)
         pos, neg, latent = stage1.stage1_conditioning(positive, negative, vae, small, w1, h1,
                                                     length, clip_vision_output)
+        run_card.note(frames=size.frames, size=f"{w1}x{h1}", steps=steps, sampler=sampler_name,
+                      scheduler=scheduler, cfg=cfg)
         samples = stage1.ksample(model, latent, pos, neg, seed, steps, cfg, sampler_name, scheduler)
         frames = vae_protocol.vae_decode(vae, samples)
         return io.NodeOutput(frames, {"samples": samples}, size.width, size.height)

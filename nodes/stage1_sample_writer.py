@@ -6,7 +6,7 @@ from ..swift_core import size_from_image
 from ..swift_core.reference import stage1_image
 from ..swift_core.rules import check_name, check_prefix
 from ..swift_core.stage1_samples import DTYPES, write_stage1_sample
-from .bridge import checks, samples_dir, stage1
+from .bridge import checks, run_card, samples_dir, stage1
 from .types import CATEGORY, SIZE_RULES, size_inputs, validate
 
 
@@ -53,6 +53,7 @@ class SwiftI2VStage1SampleWriter(io.ComfyNode):
         return validate(cls, inputs)
 
     @classmethod
+    @run_card.measured("stage1_sample")
     def execute(cls, model, vae, positive, clip, width, height, crop, start, name, folder, dtype,
                 clip_vision_output=None) -> io.NodeOutput:
         checks.check_image(clip, "clip")
@@ -67,6 +68,7 @@ class SwiftI2VStage1SampleWriter(io.ComfyNode):
         x0, concat, image = stage1.training_tensors(model, vae, positive, small,
                                                     clip_vision_output)
         w1, h1 = size.stage1
+        run_card.note(frames=size.frames, size=f"{w1}x{h1}")
         meta = {"width": w1, "height": h1, "target_width": size.width,
                 "target_height": size.height, "frames": size.frames, "source": name,
                 "start": start, "pack_version": swift_core.__version__}

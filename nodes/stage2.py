@@ -3,7 +3,7 @@ from comfy_api.latest import io
 
 from ..swift_core.rules import (COLOR_MATCH, MODE_CHOICES, ROPE_MODES, check_denoise,
                                 check_m_input, check_n)
-from .bridge import checks, stage2_run
+from .bridge import checks, run_card, stage2_run
 from .types import CATEGORY, TILE_RULES, sampling_inputs, tile_inputs, validate
 
 
@@ -67,7 +67,12 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
                      io.String.Output("plan", display_name="plan",
                                       tooltip="The plan that ran, as JSON: m, n, the segments, "
                                               "what auto chose and why, and any out-of-memory "
-                                              "retry (the Seam Report reads it).")],
+                                              "retry (the Seam Report reads it)."),
+                     io.String.Output("run_card", display_name="run_card",
+                                      tooltip="What this run cost so far, as JSON: each SwiftI2V "
+                                              "stage's time and peak memory, the plan, the "
+                                              "versions and the device (docs/performance.md). "
+                                              "Save Video writes it beside the video too.")],
         )
 
     RULES = TILE_RULES | {"m": check_m_input, "n": check_n}
@@ -85,7 +90,10 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
             seed=seed, steps=steps, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, m=m,
             n=n, rope=rope, mode=mode, denoise=denoise, frame_rate=frame_rate,
             tile_size=tile_size, overlap=overlap, color_match=color_match)
-        latent, video, plan = stage2_run.stage2(
-            model, positive, negative, checks.reference_latent(reference), vae, settings,
-            video_wanted=checks.output_used(cls.hidden.prompt, cls.hidden.unique_id, 1))
-        return io.NodeOutput({"samples": latent}, video, plan, ui={"swifti2v_plan": [plan]})
+        with run_card.stage("stage2"):
+            latent, video, plan = stage2_run.stage2(
+                model, positive, negative, checks.reference_latent(reference), vae, settings,
+                video_wanted=checks.output_used(cls.hidden.prompt, cls.hidden.unique_id, 1))
+        card = run_card.text()
+        return io.NodeOutput({"samples": latent}, video, plan, card,
+                             ui={"swifti2v_plan": [plan], "swifti2v_card": [card]})

@@ -5,7 +5,7 @@ from ..swift_core import size_from_image
 from ..swift_core.reference import stage1_image
 from ..swift_core.rules import STRENGTH_READINGS, check_strength, check_transition_steps
 from ..swift_core.transition import clip_seed, clip_synthesized
-from .bridge import checks, fits, stage1, vae_protocol
+from .bridge import checks, fits, run_card, stage1, vae_protocol
 from .types import CATEGORY, SIZE_RULES, TransitionInfo, sampling_inputs, size_inputs, validate
 
 
@@ -85,6 +85,7 @@ class SwiftI2VStageTransition(io.ComfyNode):
         return validate(cls, inputs)
 
     @classmethod
+    @run_card.measured("transition")
     def execute(cls, model, positive, negative, vae, clip, width, height, crop, strength,
                 strength_reading, steps, synthesize_fraction, seed, cfg, sampler_name, scheduler,
                 clip_vision_output=None, name="clip", start=0) -> io.NodeOutput:
@@ -108,6 +109,8 @@ class SwiftI2VStageTransition(io.ComfyNode):
                 "synthesized": True, "sampler": sampler_name, "scheduler": scheduler}
         fits.check_stage1_fits(model, size, cfg)
         w1, h1 = size.stage1
+        run_card.note(frames=size.frames, size=f"{w1}x{h1}", steps=int(steps),
+                      sampler=sampler_name, scheduler=scheduler, cfg=cfg)
         pos, neg, _ = stage1.stage1_conditioning(positive, negative, vae, small[:1], w1, h1,
                                                  size.frames, clip_vision_output)
         latent = vae.encode(small)

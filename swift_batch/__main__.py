@@ -9,7 +9,8 @@ websocket, and its mp4 downloaded to OUT/<name>.mp4. A re-run skips rows whose o
 complete and attaches to prompts an earlier run queued (swift_batch.runner). A bad row is
 reported and the batch goes on. With several servers, each runs one row at a time and the next
 row goes to whichever is free. ``--status`` prints the batch's record (with the plan each video
-ran with); ``--report`` writes the seam report of the batch's videos (swift_batch.report).
+ran with); ``--report`` prints what the rows cost and writes the seam report of the batch's videos
+(swift_batch.report).
 
 Training data (Stage II): ``--data`` runs the bundled training-data workflow over rows of
 ``video, caption`` (optionally start, stride, clips, frame_step, frames, seed, synthesize): each
@@ -92,8 +93,10 @@ def parse_args(argv=None):
                          "complete on disk) and exit")
     ap.add_argument("--json", action="store_true", help="--status as JSON")
     ap.add_argument("--report", action="store_true",
-                    help="the seam report of the batch's videos in --out (segment boundaries, "
-                         "paper App. C.9): <name>.seams.json and .png next to each, and exit")
+                    help="what the batch's runs cost (a table from their run cards: seconds "
+                         "per stage and per frame, peak memory, median and max), then the seam "
+                         "report of its videos in --out (segment boundaries, paper App. C.9): "
+                         "<name>.seams.json and .png next to each, and exit")
     ap.add_argument("--m", type=int, default=3,
                     help="--report: M of videos with no recorded plan (default 3)")
     ap.add_argument("--n", type=int, default=1,

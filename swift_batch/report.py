@@ -1,4 +1,6 @@
-"""``python -m swift_batch --report``: the seam report (paper App. C.9) of a batch's videos.
+"""``python -m swift_batch --report``: what the batch's runs cost (the run cards the batch
+recorded: seconds per stage and per frame, peak memory, then the median and max), and the seam
+report (paper App. C.9) of its videos.
 
 Each video is read in chunks and measured by ``swift_core.seams.seam_report``, as the Seam Report
 node does; its plan is the one the batch recorded from the Stage II sampler's plan output, else M
@@ -37,8 +39,22 @@ def report_video(path: Path, plan_text: str | None, m: int, n: int) -> dict:
     return summary
 
 
+def cost_report(rows: dict, log=print) -> int:
+    """The cost table of the rows whose run card the batch recorded; how many rows it has."""
+    from swift_core.cards import cost_table, read_card
+    named = [(name, card) for name, r in sorted(rows.items())
+             if r.get("status") == "done" and (card := read_card(r.get("card"))) is not None]
+    if named:
+        log(f"run cost of {len(named)} row(s), from their run cards:")
+        for line in cost_table(named):
+            log(line)
+    return len(named)
+
+
 def report(out: Path, m: int, n: int, log=print) -> int:
-    """Every video of the batch in ``out`` (the recorded rows, else every .mp4 there)."""
+    """The cost table, then every video of the batch in ``out`` (the recorded rows, else every
+    .mp4 there)."""
+    cost_report(BatchState(out).rows, log)
     try:
         import kornia  # noqa: F401
         import torch  # noqa: F401

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .memory import (GIB, WanDiTConfig, max_window_blocks, vae_tile_bytes,
                      window_activation_bytes)
+from .plan import replan_from
 from .rules import WAN22_SPATIAL, SwiftInputError, check_n
 
 #: Head-room over the estimates (which are within 2% of traced peaks): the allocator's rounding
@@ -40,16 +41,18 @@ def _gib(n: int) -> str:
 
 def choose_m(budget: int, cfg: WanDiTConfig, num_blocks: int, latent_h: int, latent_w: int,
              n: int, *, batch: int = 1, dtype_bytes: int = 2, cap: int = M_CAP,
-             margin: float = MARGIN, where: str = "the device") -> Fit:
+             margin: float = MARGIN, where: str = "the device", scale: float = 1.0) -> Fit:
     """The largest M (up to ``cap``, and at most every block after the anchor) whose window's
-    activations fit ``budget``; refuses by name when even M = 1 does not."""
+    activations fit ``budget``; refuses by name when even M = 1 does not. ``scale``: what a
+    window really used over the estimate (:class:`FirstWindowFit`), 1 before any ran."""
     check_n(n)
     top = max(1, min(cap, num_blocks - 1))
     size = f"{latent_w * WAN22_SPATIAL}x{latent_h * WAN22_SPATIAL}"
 
     def need(m: int) -> int:
-        return window_activation_bytes(cfg, max_window_blocks(num_blocks, m, n), latent_h,
-                                       latent_w, batch=batch, dtype_bytes=dtype_bytes)
+        return int(scale * window_activation_bytes(
+            cfg, max_window_blocks(num_blocks, m, n), latent_h, latent_w, batch=batch,
+            dtype_bytes=dtype_bytes))
 
     for m in range(top, 0, -1):
         if need(m) * margin <= budget:
@@ -92,3 +95,63 @@ def choose_tile(budget: int, frame_h: int, frame_w: int, *, decode: bool = True,
         f"tile_size=auto: even {lowest} px tiles of the VAE {kind} need about "
         f"{_gib(int(need * margin))} with the x{margin} margin, but {_gib(budget)} is free on "
         f"{where}; lower the size (width/height) or free the device (close other programs)")
+
+
+#: A measured window this far from its estimate is logged (and the estimate's model is off).
+MEASURED_TOLERANCE = 0.15
+
+
+class FirstWindowFit:
+    """``run_csg``'s ``next_plan``: after the first window, the rest of the run is planned on what
+    that window really used instead of the estimate.
+
+    ``probe``: ``start()`` before the window, ``peak()`` after it: the bytes the window's
+    activations took (None where the device cannot tell: nothing changes). ``estimate(blocks)``:
+    the memory model's bytes for a window of that many blocks. ``choose(scale, cap)``: the
+    :class:`Fit` of M with the estimates scaled by ``scale`` (``choose_m`` on the device's
+    budget). M never goes above ``ceiling`` (the user's explicit ``m``, or auto's cap), nor above
+    the M the first window ran at when an out-of-memory retry lowered it below ``planned_m``.
+    """
+
+    def __init__(self, probe, estimate, choose, n: int, planned_m: int, ceiling: int,
+                 log=lambda msg: None, on_replan=lambda plan: None):
+        self.probe, self.estimate, self.choose = probe, estimate, choose
+        self.n, self.planned_m, self.ceiling, self.log = n, planned_m, ceiling, log
+        self.on_replan = on_replan
+        self.changes, self.measured, self.ratio, self.done = [], None, None, False
+
+    def wrap(self, sample_window):
+        """``sample_window`` with its first call that completes measured by the probe."""
+        def sample(*args, **kwargs):
+            if self.done:
+                return sample_window(*args, **kwargs)
+            self.probe.start()
+            out = sample_window(*args, **kwargs)
+            self.measured, self.done = self.probe.peak(), True
+            return out
+        return sample
+
+    def __call__(self, plan, k: int):
+        """Before segment ``k``: the plan to go on with (``plan`` itself when nothing changes)."""
+        if k != 1 or k >= len(plan) or not self.measured:
+            return plan
+        estimated = self.estimate(len(plan[0].window))
+        self.ratio = self.measured / max(estimated, 1)
+        m = len(plan[0].current)                        # the M that ran
+        if abs(self.ratio - 1) > MEASURED_TOLERANCE:
+            self.log(f"the first window used {self.measured / GIB:.2f} GiB, {self.ratio:.2f}x "
+                     f"the estimate of {estimated / GIB:.2f} GiB: the rest is planned on it")
+        top = self.ceiling if m >= self.planned_m else m
+        try:
+            new_m = min(self.choose(self.ratio, top).value, top)
+        except SwiftInputError:
+            new_m = 1                    # not even M=1 on this measure: the out-of-memory retry's
+        if new_m == m:
+            return plan
+        new = replan_from(plan, k, new_m, self.n)
+        self.changes.append(f"measured: the first window used {self.measured / GIB:.2f} GiB "
+                            f"({self.ratio:.2f}x the estimate): m {m} -> {new_m} from segment "
+                            f"{k + 1} on, {len(new)} segments")
+        self.log(self.changes[-1])
+        self.on_replan(new)
+        return new

@@ -101,7 +101,7 @@ def window_mask(segment: Segment, like) -> torch.Tensor:
 
 def run_csg(anchor, reference, noise, sigmas, plan, sample_window, *, mode: str, rope: str,
             on_step: Optional[Callable] = None, on_segment: Optional[Callable] = None,
-            on_error: Optional[Callable] = None):
+            on_error: Optional[Callable] = None, next_plan: Optional[Callable] = None):
     """Conditional Segment-wise Generation (paper Sec. 3.2): the loop every caller runs.
 
     Returns ``(latent, plan)``: the latent [B, C, T', H', W'] (``noise``'s shape) whose block 0 is
@@ -113,7 +113,9 @@ def run_csg(anchor, reference, noise, sigmas, plan, sample_window, *, mode: str,
     ``on_segment(segment, blocks)`` gets a segment's final blocks as soon as they are final.
     ``on_error(error, plan, k)``, when a window raises: a new plan to go on with from segment
     ``k`` (segments before ``k`` are final: e.g. :func:`replan_from` with a smaller M after an
-    out-of-memory error), or None to let the error through.
+    out-of-memory error), or None to let the error through. ``next_plan(plan, k)``, after
+    segment ``k - 1`` is final: the plan to go on with from segment ``k`` (e.g.
+    :class:`swift_core.fit.FirstWindowFit`: M from what the first window really used).
     """
     check_inputs(anchor, reference, noise, sigmas, mode)
     out = torch.zeros_like(noise)
@@ -143,6 +145,8 @@ def run_csg(anchor, reference, noise, sigmas, plan, sample_window, *, mode: str,
         if on_segment is not None:
             on_segment(seg, out[:, :, cur])
         k += 1
+        if next_plan is not None and k < len(plan):
+            plan = tuple(next_plan(plan, k))
     return out, plan
 
 

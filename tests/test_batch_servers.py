@@ -24,8 +24,8 @@ class FakeComfy:
     moved to the history, between that look-up and the client's next one. ``refuse_ws``: the
     first websocket connections are dropped (a server that went away, then answers again)."""
 
-    def __init__(self, video: bytes, refuse_ws: int = 0):
-        self.video, self.refuse_ws = video, refuse_ws
+    def __init__(self, video: bytes, refuse_ws: int = 0, cards=None):
+        self.video, self.refuse_ws, self.cards = video, refuse_ws, cards
         self.running, self.history, self.requests = [], {}, []
         self.lock = threading.Lock()
         fake = self
@@ -92,6 +92,9 @@ class FakeComfy:
             self.history[pid] = {"status": {"status_str": "success", "completed": True},
                                  "outputs": {"9": {"videos": [
                                      {"filename": f"{pid}.mp4", "subfolder": "", "type": "output"}]}}}
+            if self.cards is not None:       # as the pack's nodes return them: ui entries
+                for node, card in self.cards(len(self.history)).items():
+                    self.history[pid]["outputs"][node] = {"swifti2v_card": [json.dumps(card)]}
         self.running = []
 
     def websocket(self, handler):
@@ -145,6 +148,46 @@ def run_batch(rows, fake):
                      fake.url, "--no-progress", "--retry-after", "0.2"])
     finally:
         fake.close()
+
+
+def card(*stages) -> dict:
+    """A run card as the pack's bridge writes one (swift_core.cards), stages (kind, seconds)."""
+    from swift_core.cards import new_card
+    c = new_card("p", {"pack": "0.1.0", "device": "cuda:0"})
+    c["stages"] = [{"stage": k, "wall_s": t, "peak_device_gib": t / 10, "peak_host_rss_gib": 1.0,
+                    "frames": 81} for k, t in stages]
+    return c
+
+
+def test_each_rows_run_card_is_kept_and_the_report_tabulates_them(tmp_path, video, capsys):
+    """Stage II returns the card so far and the Segment Decoder the whole one: the batch keeps
+    the fuller card per row, in its state and beside the video, and ``--report`` prints one
+    line per row, then the median and max."""
+    from PIL import Image
+    from swift_batch.state import BatchState
+    Image.new("RGB", (96, 64), (200, 10, 10)).save(tmp_path / "red.png")
+    (tmp_path / "rows.csv").write_text("image,prompt,name\nred.png,x,a\nred.png,y,b\nred.png,z,c\n")
+
+    def cards(i):
+        return {"12": card(("stage1", 10.0 * i), ("stage2", 20.0 * i)),
+                "13": card(("stage1", 10.0 * i), ("stage2", 20.0 * i), ("decoder", 1.0 * i))}
+    assert run_batch(tmp_path / "rows.csv", FakeComfy(video, cards=cards)) == 0
+    out = tmp_path / "out"
+    rows = BatchState(out).rows
+    got = {name: [s["stage"] for s in rows[name]["card"]["stages"]] for name in "abc"}
+    assert got == {n: ["stage1", "stage2", "decoder"] for n in "abc"}
+    assert json.loads((out / "a.json").read_text()) == rows["a"]["card"]
+    capsys.readouterr()
+    main(["--report", "--out", str(out)])
+    lines = capsys.readouterr().err.splitlines()
+    start = lines.index("run cost of 3 row(s), from their run cards:")
+    head, *table = lines[start + 1:start + 7]
+    assert head.split()[:4] == ["run", "Stage", "I", "s"] and "s/frame" in head
+    assert [t.split()[0] for t in table] == ["a", "b", "c", "median", "max"]
+    totals = sorted(float(t.split()[4]) for t in table[:3])
+    assert totals == [31.0, 62.0, 93.0]
+    assert float(table[3].split()[4]) == totals[1] and float(table[4].split()[4]) == totals[2]
+    assert float(table[0].split()[5]) == pytest.approx(float(table[0].split()[4]) / 81, abs=0.01)
 
 
 def test_a_prompt_that_finishes_between_the_two_lookups_is_downloaded(rows, video, capsys):

@@ -82,3 +82,71 @@ def test_tile_refusal():
 def test_small_frames_get_the_whole_frame():
     assert choose_tile(GIB, 64, 64).value == 64
     assert choose_tile(GIB, 256, 96).value == 256
+
+
+class FakeProbe:
+    """What the device says the first window used: ``factor`` times the estimate."""
+
+    def __init__(self, factor):
+        self.factor, self.started = factor, 0
+
+    def start(self):
+        self.started += 1
+
+    def peak(self):
+        return int(self.factor * window_activation_bytes(WAN22_TI2V_5B, self.blocks, LH, LW))
+
+
+def measured_run(factor, *, m, ceiling, free_gib, blocks=T, n=1):
+    """run_csg over a plan of ``m`` with a window sampler that records each window's size, and
+    FirstWindowFit on a fake probe: (windows sampled, the plan that ran, its changes)."""
+    import torch
+    from swift_core.fit import FirstWindowFit
+    from swift_core.plan import plan_segments
+    from swift_core.sampling import run_csg
+
+    probe, windows, logs = FakeProbe(factor), [], []
+
+    def sample_window(x, noise, seg, **kw):
+        windows.append(len(seg.window))
+        probe.blocks = len(seg.window)
+        return x
+
+    fit = FirstWindowFit(
+        probe, lambda b: window_activation_bytes(WAN22_TI2V_5B, b, LH, LW),
+        lambda scale, cap: choose_m(int(free_gib * GIB), WAN22_TI2V_5B, blocks, LH, LW, n,
+                                    scale=scale, cap=cap),
+        n, planned_m=m, ceiling=ceiling, log=logs.append)
+    z = torch.zeros(1, 1, blocks, 1, 1)
+    _, ran = run_csg(z[:, :, :1], z, z, torch.linspace(1, 0, 3), plan_segments(blocks, m, n),
+                     fit.wrap(sample_window), mode="refine", rope="window", next_plan=fit)
+    assert probe.started == 1                          # the first window only
+    return windows, ran, fit.changes, logs
+
+
+def test_a_first_window_above_the_estimate_lowers_m_for_the_rest():
+    """auto chose M=3 on the estimate (a 5-block window fits 2.2 GiB); the first window really
+    used 1.6x: the rest runs at the M whose measured window fits."""
+    assert choose_m(int(2.2 * GIB), WAN22_TI2V_5B, T, LH, LW, 1).value == 3
+    windows, ran, changes, logs = measured_run(1.6, m=3, ceiling=M_CAP, free_gib=2.2)
+    assert windows[0] == 4                    # the first window: anchor + 3 blocks
+    want = choose_m(int(2.2 * GIB), WAN22_TI2V_5B, T, LH, LW, 1, scale=1.6).value
+    assert want < 3 and max(len(s.current) for s in ran[1:]) == want
+    assert all(w <= max_window_blocks(T, want, 1) for w in windows[1:])
+    assert len(changes) == 1 and f"m 3 -> {want} from segment 2 on" in changes[0]
+    assert "1.60x the estimate" in logs[0]                # more than 15% off: logged
+    assert sum(len(s.current) for s in ran) == T - 1      # every block, once
+
+
+def test_a_first_window_below_the_estimate_never_raises_an_explicit_m():
+    """The user set m=2; the window used half the estimate and 80 GiB are free: M stays 2."""
+    windows, ran, changes, _ = measured_run(0.5, m=2, ceiling=2, free_gib=80)
+    assert changes == [] and {len(s.current) for s in ran[:-1]} == {2}
+    # on auto, the same measure lets M go up, to auto's cap and no further
+    windows, ran, changes, _ = measured_run(0.5, m=2, ceiling=M_CAP, free_gib=80)
+    assert max(len(s.current) for s in ran) == M_CAP and "m 2 -> 3" in changes[0]
+
+
+def test_a_measure_within_the_tolerance_changes_nothing_and_logs_nothing():
+    windows, ran, changes, logs = measured_run(1.05, m=3, ceiling=M_CAP, free_gib=80)
+    assert changes == logs == [] and {len(s.current) for s in ran[:-1]} == {3}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COMFY_MODULES = {"comfy", "comfy_api", "comfy_extras", "folder_paths", "nodes", "node_helpers",
-                 "latent_preview", "server", "execution", "comfy_execution"}
+                 "latent_preview", "server", "execution", "comfy_execution", "comfyui_version"}
 
 
 def imports(path: Path) -> set[str]:

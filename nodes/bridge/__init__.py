@@ -15,5 +15,7 @@ this package changes. Checked against ComfyUI 0.3.64, 0.8.0 and 0.33.0 (see test
 - ``csg``: Stage II, each CSG window one core masked-sampling call;
 - ``rope``: RoPE positions of a gathered window, as a DIFFUSION_MODEL wrapper;
 - ``video_file``: the mp4 written as frames arrive, and the VIDEO backed by it;
-- ``streaming``: finished latent blocks decoded and appended to that video as they come.
+- ``streaming``: finished latent blocks decoded and appended to that video as they come;
+- ``stage2_run``: the one Stage II run (checks, plan, sampling, the streamed video);
+- ``run_card``: each node measured into the prompt's run card; ``device_meter``: the measures.
 """

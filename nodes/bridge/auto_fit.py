@@ -11,9 +11,11 @@ import math
 
 import comfy.model_management as mm
 
-from ...swift_core.fit import Fit, choose_m, choose_tile
+from ...swift_core.fit import M_CAP, Fit, FirstWindowFit, choose_m, choose_tile
+from ...swift_core.memory import window_activation_bytes
 from ...swift_core.rules import SwiftInputError
 from .fits import dit_config
+from .device_meter import WindowProbe
 
 log = logging.getLogger("swifti2v")
 
@@ -53,16 +55,36 @@ def _first_fit(choose, budgets, where: str) -> Fit:
                 raise
 
 
-def auto_m(model, latent_shape, n: int, cfg: float, resident=()) -> Fit:
-    """``m=auto``: the largest M (up to swift_core.fit's cap) whose window fits the model's
-    device with ``resident`` loaded."""
+def auto_m(model, latent_shape, n: int, cfg: float, resident=(), *, scale: float = 1.0,
+           cap: int = M_CAP) -> Fit:
+    """``m=auto``: the largest M (up to ``cap``) whose window fits the model's device with
+    ``resident`` loaded; ``scale``: a measured window over its estimate (1: the estimate)."""
     blocks, lh, lw = latent_shape[2:]
     return _first_fit(
         lambda budget, where: choose_m(budget, dit_config(model), blocks, lh, lw, n,
                                        batch=1 if math.isclose(cfg, 1.0) else 2,
                                        dtype_bytes=mm.dtype_size(model.model_dtype()),
-                                       where=where),
+                                       where=where, scale=scale, cap=cap),
         device_budgets(model.load_device, resident), str(model.load_device))
+
+
+def first_window_fit(model, latent_shape, m: int, n: int, cfg: float, resident, *,
+                     explicit: bool, on_replan) -> FirstWindowFit:
+    """The rest of a Stage II run planned on what its first window measured on the model's
+    device (CUDA only; elsewhere it changes nothing): never above an ``explicit`` ``m``, nor
+    above auto's cap."""
+    blocks, lh, lw = latent_shape[2:]
+    batch = 1 if math.isclose(cfg, 1.0) else 2
+
+    def estimate(window_blocks: int) -> int:
+        return window_activation_bytes(dit_config(model), window_blocks, lh, lw, batch=batch,
+                                       dtype_bytes=mm.dtype_size(model.model_dtype()))
+
+    return FirstWindowFit(
+        WindowProbe(model.load_device), estimate,
+        lambda scale, cap: auto_m(model, latent_shape, n, cfg, resident, scale=scale, cap=cap),
+        n, planned_m=m, ceiling=m if explicit else M_CAP,
+        log=lambda msg: log.info("SwiftI2V: %s", msg), on_replan=on_replan)
 
 
 def auto_tile(vae, frame_h: int, frame_w: int, overlap: int, decode: bool,

@@ -19,6 +19,7 @@ import comfy.samplers
 import node_helpers
 
 from ...swift_core import guider_window_sampler, run_csg
+from ...swift_core.fit import FirstWindowFit
 from .oom import WindowRetry
 from .rope import set_window_positions
 
@@ -55,13 +56,16 @@ def window_guider(model, positive, negative, cfg: float, reference=None, positio
 
 def run_stage2(model, positive, negative, reference, plan, *, seed: int, steps: int, cfg: float,
                sampler_name: str, scheduler: str, rope: str, mode: str, denoise: float,
-               on_step: Callable, on_segment: Callable, retry: WindowRetry):
+               on_step: Callable, on_segment: Callable, retry: WindowRetry,
+               measured: FirstWindowFit):
     """Stage II's sampling over ``plan``: raw VAE latents in; the raw 2K latent and the plan
     that ran out.
 
     swift_core's one CSG loop (:func:`run_csg`) with a window sampler that is one call of core's
     ``CFGGuider.sample`` on core's schedule; ``on_step``/``on_segment`` as there; a window that
-    runs out of memory is re-planned by ``retry`` (:class:`WindowRetry`). Block 0 of the result is the reference's block 0 (the anchor), bit for bit.
+    runs out of memory is re-planned by ``retry`` (:class:`WindowRetry`), and the segments after
+    the first by ``measured`` (:class:`FirstWindowFit`: on what the first window really used).
+    Block 0 of the result is the reference's block 0 (the anchor), bit for bit.
     """
     sigmas = stage2_sigmas(model, sampler_name, scheduler, steps,
                            denoise if mode == "refine" else 1.0)
@@ -74,5 +78,7 @@ def run_stage2(model, positive, negative, reference, plan, *, seed: int, steps: 
 
     sample_window = guider_window_sampler(make_guider, comfy.samplers.sampler_object(sampler_name),
                                           sigmas, seed)
-    return run_csg(reference[:, :, :1], reference, noise, sigmas, plan, sample_window, mode=mode,
-                   rope=rope, on_step=on_step, on_segment=on_segment, on_error=retry)
+    return run_csg(reference[:, :, :1], reference, noise, sigmas, plan,
+                   measured.wrap(sample_window), mode=mode,
+                   rope=rope, on_step=on_step, on_segment=on_segment, on_error=retry,
+                   next_plan=measured)

@@ -4,13 +4,14 @@ both call :func:`stage2`.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Callable
 
 from ...swift_core.plan import describe_plan, plan_segments
 from ...swift_core.rules import WAN22_SPATIAL, check_denoise
 from ...swift_core.sizes import video_frames
-from . import auto_fit, checks, csg, fits, oom, progress, streaming
+from . import auto_fit, checks, csg, fits, oom, progress, run_card, streaming
 
 #: Why there is no VIDEO without the vae input (never a None handed to core's video nodes).
 NO_VAE_VIDEO = ("vae: the video output needs the vae input (the Wan 2.2 VAE, "
@@ -37,14 +38,19 @@ class Stage2Settings:
     color_match: str = "off"
 
 
+def resident_models(model, vae) -> list:
+    """What stays loaded while Stage II samples: the model, and the VAE when it streams."""
+    return [model] + ([vae.patcher] if vae is not None else [])
+
+
 def fit_to_device(model, vae, latent_shape, m: int, n: int, cfg: float, tile_size: int,
                   overlap: int):
     """``m`` and ``tile_size`` with auto (0) chosen for the device, before any work: (m,
     tile_size, {input: why}). An explicit ``m`` is checked against the device instead."""
     chosen = {}
     if m == 0:
-        resident = [model] + ([vae.patcher] if vae is not None else [])
-        m, chosen["m"] = auto_fit.resolve(auto_fit.auto_m(model, latent_shape, n, cfg, resident))
+        m, chosen["m"] = auto_fit.resolve(auto_fit.auto_m(model, latent_shape, n, cfg,
+                                                          resident_models(model, vae)))
     else:
         fits.check_window_fits(model, latent_shape, m, n, cfg)
     if vae is not None:
@@ -82,6 +88,9 @@ def stage2(model, positive, negative, ref, vae, s: Stage2Settings, *, video_want
     plan = plan_segments(ref.shape[2], m, s.n)
     bar = progress.SegmentProgress(model, s.steps, plan)
     retry = oom.WindowRetry(s.n, on_replan=bar.replanned)
+    measured = auto_fit.first_window_fit(model, ref.shape, m, s.n, s.cfg,
+                                         resident_models(model, vae), explicit=s.m != 0,
+                                         on_replan=bar.replanned)
     stream = open_stream(vae, ref, s, tile_size, model, name)
 
     def segment_done(seg, blocks):
@@ -94,12 +103,25 @@ def stage2(model, positive, negative, ref, vae, s: Stage2Settings, *, video_want
                                   steps=s.steps, cfg=s.cfg, sampler_name=s.sampler_name,
                                   scheduler=s.scheduler, rope=s.rope, mode=mode,
                                   denoise=s.denoise, on_step=bar.step, on_segment=segment_done,
-                                  retry=retry)
+                                  retry=retry, measured=measured)
         video = stream.finish()
     except BaseException:
         stream.abort()
         raise
     info = describe_plan(ran, m=m, n=s.n, chosen=chosen,
                          tile_size=stream.tile_size,
-                         changes=retry.changes + stream.changes)
+                         changes=retry.changes + measured.changes + stream.changes)
+    run_card.note(**card_fields(ref, s, mode, info, plan))
     return out.to(progress.intermediate_device()), video, info
+
+
+def card_fields(ref, s: Stage2Settings, mode: str, info: str, planned) -> dict:
+    """What the run card says Stage II ran: sizes, sampling, the plan that ran and, where an
+    out-of-memory retry changed it, the plan it started with."""
+    ran = json.loads(info)
+    h, w = (d * WAN22_SPATIAL for d in ref.shape[3:])
+    first = [[seg.current[0], seg.current[-1]] for seg in planned]
+    return {"frames": video_frames(ref.shape[2]), "size": f"{w}x{h}", "steps": s.steps,
+            "sampler": s.sampler_name, "scheduler": s.scheduler, "cfg": s.cfg, "mode": mode,
+            "plan": ran, **({"plan_first": {"m": ran["m"], "n": ran["n"], "segments": first}}
+                            if first != ran["segments"] else {})}

@@ -69,8 +69,9 @@ class SegmentStreamer:
         return ("JPEG", Image.fromarray(arr), max_size)
 
     def finish(self):
-        """Close the file under its final name; the VIDEO backed by it."""
-        return video(self.writer.close())
+        """Close the file under its final name (``path``); the VIDEO backed by it."""
+        self.path = self.writer.close()
+        return video(self.path)
 
     def abort(self) -> None:
         self.writer.abort()

@@ -21,7 +21,7 @@ from av.video.frame import PictureType
 import folder_paths
 from comfy_api.latest import InputImpl
 
-from . import disk, work_dir
+from . import disk, run_card, work_dir
 
 MP4_OPTIONS = {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"}
 #: Room asked of the disk per pixel of the video (x264 at crf 17 stays well below 2 bits per
@@ -98,6 +98,22 @@ def temp_writer(width: int, height: int, fps: float, frames: int, name: str = "s
                            height, fps)
 
 
+class CardedVideo(InputImpl.VideoFromFile):
+    """ComfyUI's VIDEO backed by a file, with the run card of the prompt that made it: core's
+    Save Video (``save_to``) remuxes the file, no re-encode, and the card goes beside it as
+    ``<stem>.json``, with every stage that had finished by then."""
+
+    def __init__(self, path: str, card: dict):
+        super().__init__(path)
+        self.card = card
+
+    def save_to(self, path, *args, **kwargs):
+        result = super().save_to(path, *args, **kwargs)
+        if isinstance(path, str):
+            run_card.write_beside(path, self.card)
+        return result
+
+
 def video(path: str):
-    """ComfyUI's VIDEO type backed by a file (core's Save Video remuxes it, no re-encode)."""
-    return InputImpl.VideoFromFile(path)
+    """The VIDEO of a finished file (see :class:`CardedVideo`)."""
+    return CardedVideo(path, run_card.current())

@@ -95,6 +95,12 @@ def test_window_out_of_memory_is_retried_smaller_without_leaking(client, server)
         latent = saved(server, f"oom_{i}")["latent"]
         assert latent.shape[2] == 5 and latent.isfinite().all()
         assert frames_in(saved_video(server, entry, f"oom_{i}")) == 17
+        card = json.loads(entry["outputs"]["12"]["swifti2v_card"][0])
+        (stage2,) = [s for s in card["stages"] if s["stage"] == "stage2"]
+        assert stage2["plan_first"]["segments"] == [[1, 3], [4, 4]]       # both plans
+        assert stage2["plan"]["segments"] == plan["segments"] and stage2["frames"] == 17
+        beside = json.loads(saved_video(server, entry, f"oom_{i}").with_suffix(".json").read_text())
+        assert beside["stages"][-1]["plan"]["changes"] == plan["changes"]
         rss.append(rss_mib(server))
     assert max(rss) - min(rss) < 256, rss
 

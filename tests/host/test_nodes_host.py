@@ -41,10 +41,10 @@ def test_object_info_lists_the_inference_nodes(client):
         for group in ("required", "optional"):
             for name, spec in node["input"].get(group, {}).items():
                 assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
-    assert info["SwiftI2VStage2Sampler"]["output"] == ["LATENT", "VIDEO", "STRING"]
+    assert info["SwiftI2VStage2Sampler"]["output"] == ["LATENT", "VIDEO", "STRING", "STRING"]
     assert info["SwiftI2VSeamReport"]["output"] == ["IMAGE", "STRING"]
     assert info["SwiftI2VSeamReport"]["output_node"] is True
-    assert info["SwiftI2VSegmentDecoder"]["output"] == ["IMAGE", "VIDEO"]
+    assert info["SwiftI2VSegmentDecoder"]["output"] == ["IMAGE", "VIDEO", "STRING"]
     assert info["SwiftI2VHybridReference"]["output"] == ["LATENT"]
     assert info["SwiftI2VStage1Sampler"]["output"] == ["IMAGE", "LATENT", "INT", "INT"]
 

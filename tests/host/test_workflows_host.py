@@ -1,10 +1,13 @@
 """The bundled workflows against a real ComfyUI: node types, schemas, and a batch of two rows."""
 import json
 import shutil
+import time
 from pathlib import Path
 
 
 from swift_batch.__main__ import main as batch_main
+from swift_batch.state import BatchState
+from swift_core.cards import frames_of
 
 from swift_testing.comfy_host.graphs import TINY, tiny_api_workflow
 from tools import snapshot_schemas
@@ -56,10 +59,12 @@ def test_api_workflow_runs_through_the_batch_client_and_resumes(server, tmp_path
     for img in ("astronaut.png", "chelsea.png"):
         shutil.copy(server.input / img, tmp_path / img)
     (tmp_path / "rows.csv").write_text(
-        "image,prompt,seed,width,height,frames\n"
-        "astronaut.png,an astronaut waves,1,64,64,9\n"
-        "chelsea.png,a cat turns its head,2,64,64,9\n")
+        "image,prompt,seed,width,height,frames,name\n"
+        "astronaut.png,an astronaut waves,101,64,64,9,astronaut\n"
+        "chelsea.png,a cat turns its head,102,64,64,9,chelsea\n"
+        "chelsea.png,a cat blinks,103,64,64,13,blink\n")  # seeds no other test runs: no cache
     out = tmp_path / "videos"
+    start = time.time()
     args = ["--rows", str(tmp_path / "rows.csv"), "--out", str(out), "--server", server.url,
             "--workflow", str(tiny_api_workflow(tmp_path / "wf.json")), "--no-progress",
             "--set", f"1.unet_name={TINY['stage1']}",
@@ -70,15 +75,39 @@ def test_api_workflow_runs_through_the_batch_client_and_resumes(server, tmp_path
     assert batch_main(args) == 0, capsys.readouterr().err
     assert "lora key not loaded" not in server.log_text()
     import av
-    for name in ("astronaut", "chelsea"):
+    for name, length in (("astronaut", 9), ("chelsea", 9), ("blink", 13)):
         with av.open(str(out / f"{name}.mp4")) as c:
             frames = [f for f in c.decode(video=0)]
-        assert len(frames) == 9 and (frames[0].width, frames[0].height) == (64, 64)
+        assert len(frames) == length and (frames[0].width, frames[0].height) == (64, 64)
+        check_card(json.loads((out / f"{name}.json").read_text()), length,
+                   json.loads(BatchState(out).rows[name]["plan"]))
+    beside = [p.with_suffix(".json") for p in server.output.rglob("*.mp4")
+              if p.stat().st_mtime > start and p.with_suffix(".json").exists()]
+    assert len(beside) == 3                    # Save Video's files in ComfyUI's output folder
+    assert sorted(frames_of(json.loads(p.read_text())) for p in beside) == [9, 9, 13]
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.mp4")}
     capsys.readouterr()
     assert batch_main(args) == 0
-    assert "2 row(s) already done, skipped: astronaut, chelsea" in capsys.readouterr().err
+    assert "3 row(s) already done, skipped: astronaut, chelsea, blink" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.mp4")} == stamps
+    capsys.readouterr()
+    batch_main(["--report", "--out", str(out)])
+    lines = capsys.readouterr().err.splitlines()
+    start_at = lines.index("run cost of 3 row(s), from their run cards:")
+    assert [line.split()[0] for line in lines[start_at + 2:start_at + 7]] == [
+        "astronaut", "blink", "chelsea", "median", "max"]
+
+
+def check_card(card, length, plan):
+    """The bundled graph's card: Stage I, the Reference Builder and Stage II, each with the run's
+    frame count and size, Stage II with the plan it returned; the versions and device."""
+    assert [s["stage"] for s in card["stages"]] == ["stage1", "reference", "stage2"]
+    assert [s["frames"] for s in card["stages"]] == [length] * 3
+    assert [s["size"] for s in card["stages"]] == ["16x16", "64x64", "64x64"]  # Stage I at W/4
+    assert card["stages"][2]["plan"] == plan and card["stages"][2]["steps"] == 2
+    assert all(s["wall_s"] > 0 and s["peak_host_rss_gib"] > 0.1 for s in card["stages"])
+    assert card["comfyui"] != "unknown" and card["torch"] and card["device"] == "cpu"
+    assert card["attention"] != "unknown"
 
 
 def test_missing_node_type_is_reported(server, tmp_path, capsys):
