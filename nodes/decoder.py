@@ -2,6 +2,7 @@
 import torch
 from comfy_api.latest import io
 
+from ..swift_core import cards
 from ..swift_core.memory import frames_bytes
 from ..swift_core.sizes import video_frames
 from ..swift_core.rules import (COLOR_MATCH, TEMPORAL_STRIDE, WAN22_SPATIAL, check_prefix,
@@ -108,7 +109,7 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
         card = run_card.text()
         ui = {"swifti2v_card": [card]}
         if stream.ui is not None:                    # saved here: its card beside it
-            run_card.write_beside(stream.path, run_card.current())
+            cards.write_beside(stream.path, run_card.current())
             ui.update(images=[stream.ui], animated=(True,))
         images = torch.cat(kept) if return_frames else stream.last
         return io.NodeOutput(images, video, card, ui=ui)

@@ -11,7 +11,6 @@ Ctrl-C removes the batch's own queued prompts and interrupts only its own runnin
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
 import sys
@@ -19,6 +18,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from swift_core.cards import fullest, write_beside
 
 from .client import ComfyClient, ComfyError, PromptLost, ServerUnreachable, output_files
 from .jobs import (batch_client_id, expected_frames, file_digest, job_id, samples_complete,
@@ -103,18 +104,8 @@ def stage2_plan(entry: dict):
 def run_card(entry: dict) -> dict | None:
     """The run card of a history entry: of the cards the pack's nodes returned (``swifti2v_card``
     ui entries), the one with every stage (swift_core.cards)."""
-    from swift_core.cards import fullest
     return fullest(text for out in entry.get("outputs", {}).values() if isinstance(out, dict)
                    for text in out.get("swifti2v_card", []))
-
-
-def keep_card(card: dict, output: Path) -> None:
-    """A video's card beside the downloaded video (``<stem>.json``, as ComfyUI saves it)."""
-    from swift_core.cards import to_text
-    target = output.with_suffix(".json")
-    tmp = target.with_name(f"{target.name}.part")
-    tmp.write_text(to_text(card))
-    os.replace(tmp, target)
 
 
 def describe(plan_text: str) -> str:
@@ -186,7 +177,7 @@ class Batch:
         path = fetch(owner, entry, job, args)
         plan, card = stage2_plan(entry), run_card(entry)
         if card is not None and path.suffix == ".mp4":
-            keep_card(card, path)
+            write_beside(path, card)
         self.state.update(job.row.name, status="done", server=owner.url,
                           **({"plan": plan} if plan else {}), **({"card": card} if card else {}))
         if plan:

@@ -16,7 +16,9 @@ ran and, after an out-of-memory re-plan, ``plan_first``: the one it started with
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import uuid
 
 CARD_VERSION = 1
 
@@ -58,6 +60,16 @@ def stage_line(rec: dict) -> str:
 
 def to_text(card: dict) -> str:
     return json.dumps(card, indent=1)
+
+
+def write_beside(video_path, card: dict) -> str:
+    """``card`` as ``<video stem>.json`` next to a video (temporary name, then renamed)."""
+    target = os.path.splitext(str(video_path))[0] + ".json"
+    tmp = f"{target}.{uuid.uuid4().hex[:8]}.part"
+    with open(tmp, "w") as f:
+        f.write(to_text(card))
+    os.replace(tmp, target)
+    return target
 
 
 def read_card(text) -> dict | None:

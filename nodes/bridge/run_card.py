@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import platform
 import time
-import uuid
 
 import torch
 
@@ -131,13 +129,3 @@ def note(**fields) -> None:
 def text() -> str:
     """The prompt's card so far, as JSON."""
     return cards.to_text(current())
-
-
-def write_beside(video_path: str, card: dict) -> str:
-    """``card`` as ``<video stem>.json`` next to a saved video (temporary name, then renamed)."""
-    target = os.path.splitext(video_path)[0] + ".json"
-    tmp = f"{target}.{uuid.uuid4().hex[:8]}.part"
-    with open(tmp, "w") as f:
-        f.write(cards.to_text(card))
-    os.replace(tmp, target)
-    return target

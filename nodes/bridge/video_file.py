@@ -21,6 +21,7 @@ from av.video.frame import PictureType
 import folder_paths
 from comfy_api.latest import InputImpl
 
+from ...swift_core import cards
 from . import disk, run_card, work_dir
 
 MP4_OPTIONS = {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"}
@@ -110,7 +111,7 @@ class CardedVideo(InputImpl.VideoFromFile):
     def save_to(self, path, *args, **kwargs):
         result = super().save_to(path, *args, **kwargs)
         if isinstance(path, str):
-            run_card.write_beside(path, self.card)
+            cards.write_beside(path, self.card)
         return result
 
 
