@@ -87,11 +87,13 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
             what="the decoded frames kept in host RAM",
             advice="turn return_frames off (the video file is still written), or decode fewer "
                    "blocks_per_step")
+        asked = tile_size
         tile_size, _ = auto_fit.tile_for(vae, tile_size, h, w, overlap, decode=True)
         stream = streaming.SegmentStreamer(
             vae, lh, lw, frame_rate, num_frames, tile_px=tile_size, overlap_px=overlap,
             color_match=color_match, color_reference=image,
-            filename_prefix=filename_prefix if save_video else None, name="swifti2v_decoder")
+            filename_prefix=filename_prefix if save_video else None, name="swifti2v_decoder",
+            asked_tile=asked)
         kept = []
         pbar = progress.progress_bar(blocks)
         with run_card.stage("decoder", frames=num_frames, size=f"{w}x{h}", tile_size=tile_size):
@@ -106,6 +108,8 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
             except BaseException:
                 stream.abort()
                 raise
+            if stream.changes:          # a halved or re-measured tile
+                run_card.note(changes=stream.changes)
         card = run_card.text()
         ui = {"swifti2v_card": [card]}
         if stream.ui is not None:                    # saved here: its card beside it

@@ -72,25 +72,26 @@ def choose_m(budget: int, cfg: WanDiTConfig, num_blocks: int, latent_h: int, lat
 
 def choose_tile(budget: int, frame_h: int, frame_w: int, *, decode: bool = True,
                 dtype_bytes: int = 2, overlap: int = 64, margin: float = MARGIN,
-                where: str = "the device") -> Fit:
+                where: str = "the device", scale: float = 1.0) -> Fit:
     """The largest square VAE tile (pixels; the whole frame when that fits) whose estimate fits
-    ``budget``; refuses by name when even ``TILE_MIN`` does not."""
+    ``budget``; refuses by name when even ``TILE_MIN`` does not. ``scale``: what a tile really
+    used over the estimate (:class:`FirstTileFit`), 1 before any ran."""
     kind = "decoder" if decode else "encoder"
     whole = max(frame_h, frame_w)
     start = whole if whole % TILE_STEP == 0 else whole // TILE_STEP * TILE_STEP + TILE_STEP
     lowest = min(max(TILE_MIN, 2 * overlap + WAN22_SPATIAL), start)
     for tile in range(start, lowest - 1, -TILE_STEP):
         th, tw = min(tile, frame_h), min(tile, frame_w)
-        need = vae_tile_bytes(th, tw, decode=decode, dtype_bytes=dtype_bytes, frame_h=frame_h,
-                              frame_w=frame_w)
+        need = int(scale * vae_tile_bytes(th, tw, decode=decode, dtype_bytes=dtype_bytes,
+                                          frame_h=frame_h, frame_w=frame_w))
         if need * margin <= budget:
             shown = "the whole frame" if (th, tw) == (frame_h, frame_w) else f"{th}x{tw} px tiles"
             return Fit(min(tile, whole), need, budget,
                        f"tile_size=auto -> {min(tile, whole)}: the VAE {kind} on {shown} needs "
                        f"about {_gib(need)} ({_gib(int(need * margin))} with the x{margin} "
                        f"margin) of the {_gib(budget)} free on {where}")
-    need = vae_tile_bytes(min(lowest, frame_h), min(lowest, frame_w), decode=decode,
-                          dtype_bytes=dtype_bytes, frame_h=frame_h, frame_w=frame_w)
+    need = int(scale * vae_tile_bytes(min(lowest, frame_h), min(lowest, frame_w), decode=decode,
+                                      dtype_bytes=dtype_bytes, frame_h=frame_h, frame_w=frame_w))
     raise SwiftInputError(
         f"tile_size=auto: even {lowest} px tiles of the VAE {kind} need about "
         f"{_gib(int(need * margin))} with the x{margin} margin, but {_gib(budget)} is free on "
@@ -154,4 +155,52 @@ class FirstWindowFit:
                             f"{k + 1} on, {len(new)} segments")
         self.log(self.changes[-1])
         self.on_replan(new)
+        return new
+
+
+class FirstTileFit:
+    """The streaming VAE decoder's tile after its first full latent block (4 frames), chosen on
+    what that block's tiles really used instead of the estimate.
+
+    ``probe``: ``start()`` before the block, ``peak()`` after it: the bytes the decode took above
+    what was allocated at its start (None where the device cannot tell: nothing changes).
+    ``estimate(tile)``: the memory model's bytes for a tile of ``tile`` pixels. ``choose(scale)``:
+    the :class:`Fit` of the tile with the estimates scaled by ``scale`` (``choose_tile`` on the
+    device's budget). The tile never goes above ``ceiling`` (the user's explicit ``tile_size``;
+    the whole frame on auto), nor above the tile that ran when an out-of-memory retry lowered it.
+    A measure within :data:`MEASURED_TOLERANCE` of the estimate changes nothing.
+    """
+
+    def __init__(self, probe, estimate, choose, ceiling: int, log=lambda msg: None):
+        self.probe, self.estimate, self.choose = probe, estimate, choose
+        self.ceiling, self.log = ceiling, log
+        self.changes, self.measured, self.ratio = [], None, None
+
+    def start(self) -> None:
+        self.probe.start()
+
+    def settle(self, tile: int, block: int, lowered: bool = False) -> int:
+        """After the first full block ran at ``tile`` pixels (``lowered``: an out-of-memory retry
+        halved it during that block): the tile from latent block ``block`` on."""
+        self.measured = self.probe.peak()
+        if not self.measured:
+            return tile
+        estimated = self.estimate(tile)
+        self.ratio = self.measured / max(estimated, 1)
+        if abs(self.ratio - 1) <= MEASURED_TOLERANCE:
+            return tile
+        self.log(f"the VAE decoder's first block used {self.measured / GIB:.2f} GiB, "
+                 f"{self.ratio:.2f}x the estimate of {estimated / GIB:.2f} GiB at {tile} px tiles: "
+                 f"the rest is tiled on it")
+        top = tile if lowered else self.ceiling
+        try:
+            new = min(self.choose(self.ratio).value, top)
+        except SwiftInputError:
+            new = tile          # not even the smallest tile on this measure: the OOM retry's
+        if new == tile:
+            return tile
+        self.changes.append(f"measured: the VAE decoder's first block used "
+                            f"{self.measured / GIB:.2f} GiB ({self.ratio:.2f}x the estimate): "
+                            f"tile_size {tile} -> {new} px from block {block} on")
+        self.log(self.changes[-1])
         return new

@@ -150,3 +150,71 @@ def test_a_first_window_below_the_estimate_never_raises_an_explicit_m():
 def test_a_measure_within_the_tolerance_changes_nothing_and_logs_nothing():
     windows, ran, changes, logs = measured_run(1.05, m=3, ceiling=M_CAP, free_gib=80)
     assert changes == logs == [] and {len(s.current) for s in ran[:-1]} == {3}
+
+
+class FakeTileProbe:
+    """What the device says the VAE decoder's first full block used: ``factor`` times the
+    estimate of the tile it ran at."""
+
+    def __init__(self, factor, estimate):
+        self.factor, self.estimate, self.started, self.tile = factor, estimate, 0, None
+
+    def start(self):
+        self.started += 1
+
+    def peak(self):
+        return int(self.factor * self.estimate(self.tile))
+
+
+def tile_fit(factor, *, ceiling, free_gib, h=1408, w=2560):
+    """FirstTileFit on a fake probe, choosing on ``free_gib`` as tile_size=auto does."""
+    from swift_core.fit import FirstTileFit
+
+    def estimate(tile):
+        return vae_tile_bytes(min(tile, h), min(tile, w), frame_h=h, frame_w=w)
+
+    probe, logs = FakeTileProbe(factor, estimate), []
+    fit = FirstTileFit(probe, estimate,
+                       lambda scale: choose_tile(int(free_gib * GIB), h, w, scale=scale),
+                       ceiling=ceiling, log=logs.append)
+
+    def settle(tile, lowered=False):
+        fit.start()
+        probe.tile = tile
+        return fit.settle(tile, 2, lowered)
+
+    return fit, settle, logs
+
+
+def test_a_first_vae_block_above_the_estimate_lowers_the_tile_for_the_rest():
+    """auto chose the whole frame on the estimate; the first block really used 1.8x: the rest
+    is tiled at the largest tile whose measured need fits."""
+    free = 32.0
+    assert choose_tile(int(free * GIB), 1408, 2560).value == 2560
+    fit, settle, logs = tile_fit(1.8, ceiling=1 << 30, free_gib=free)
+    new = settle(2560)
+    want = choose_tile(int(free * GIB), 1408, 2560, scale=1.8).value
+    assert new == want < 2560
+    assert vae_tile_bytes(min(new, 1408), new, frame_h=1408, frame_w=2560) * 1.8 * MARGIN \
+        <= free * GIB
+    assert fit.changes == [f"measured: the VAE decoder's first block used "
+                           f"{fit.measured / GIB:.2f} GiB (1.80x the estimate): tile_size 2560 "
+                           f"-> {want} px from block 2 on"]
+    assert "1.80x the estimate" in logs[0]
+
+
+def test_a_first_vae_block_below_the_estimate_never_raises_an_explicit_tile():
+    fit, settle, _ = tile_fit(0.5, ceiling=512, free_gib=80)
+    assert settle(512) == 512 and fit.changes == []
+    fit, settle, _ = tile_fit(0.5, ceiling=1 << 30, free_gib=80)      # auto: up to the frame
+    assert settle(512) == 2560 and "tile_size 512 -> 2560" in fit.changes[0]
+    fit, settle, _ = tile_fit(0.5, ceiling=1 << 30, free_gib=80)      # halved by an OOM retry
+    assert settle(512, lowered=True) == 512 and fit.changes == []
+
+
+def test_a_vae_measure_within_the_tolerance_or_absent_changes_nothing():
+    fit, settle, logs = tile_fit(1.1, ceiling=1 << 30, free_gib=8.0)
+    assert settle(1024) == 1024 and fit.changes == logs == []
+    fit, settle, logs = tile_fit(3.0, ceiling=1 << 30, free_gib=8.0)
+    fit.probe.peak = lambda: None                       # a CPU: nothing measured
+    assert settle(1024) == 1024 and fit.changes == logs == []

@@ -11,7 +11,7 @@ import math
 
 import comfy.model_management as mm
 
-from ...swift_core.fit import M_CAP, Fit, FirstWindowFit, choose_m, choose_tile
+from ...swift_core.fit import M_CAP, FirstTileFit, Fit, FirstWindowFit, choose_m, choose_tile
 from ...swift_core.memory import window_activation_bytes
 from ...swift_core.rules import SwiftInputError
 from .fits import dit_config
@@ -88,14 +88,28 @@ def first_window_fit(model, latent_shape, m: int, n: int, cfg: float, resident, 
 
 
 def auto_tile(vae, frame_h: int, frame_w: int, overlap: int, decode: bool,
-              resident=()) -> Fit:
+              resident=(), *, scale: float = 1.0) -> Fit:
     """``tile_size=auto``: the largest VAE tile that fits the VAE's device with ``resident``
-    (the VAE itself, and the Stage II model when streaming) loaded."""
+    (the VAE itself, and the Stage II model when streaming) loaded; ``scale``: a measured tile
+    over its estimate (1: the estimate)."""
     return _first_fit(
         lambda budget, where: choose_tile(budget, frame_h, frame_w, decode=decode,
                                           dtype_bytes=mm.dtype_size(vae.vae_dtype),
-                                          overlap=overlap, where=where),
+                                          overlap=overlap, where=where, scale=scale),
         device_budgets(vae.device, (*resident, vae.patcher)), str(vae.device))
+
+
+def first_tile_fit(vae, stream, overlap: int, resident, *, explicit: int) -> FirstTileFit:
+    """The streaming decoder's tile planned, after its first full block, on what that block
+    used on the VAE's device (CUDA only; elsewhere it changes nothing): never above an
+    ``explicit`` ``tile_size`` (0: auto, up to the whole frame)."""
+    def choose(scale: float) -> Fit:
+        h, w = stream.frame_hw
+        return auto_tile(vae, h, w, overlap, True, resident, scale=scale)
+
+    return FirstTileFit(WindowProbe(vae.device, since_start=True), stream.tile_bytes, choose,
+                        ceiling=explicit or 1 << 30,
+                        log=lambda msg: log.info("SwiftI2V: %s", msg))
 
 
 def resolve(fit: Fit) -> tuple[int, str]:

@@ -56,12 +56,13 @@ class DeviceMeter:
 
 
 class WindowProbe:
-    """What one sampling call's activations took on a CUDA device: its peak allocated memory
-    less what stays allocated after it (the weights ComfyUI loaded, the latents). ``peak()`` is
-    None on any other device. (swift_core.fit.FirstWindowFit's probe.)"""
+    """What one call's work took on a CUDA device: its peak allocated memory less what stays
+    allocated after it (the weights ComfyUI loaded, the latents: swift_core.fit.FirstWindowFit's
+    probe) or, ``since_start``, less what was allocated as it started (its output counts too:
+    swift_core.fit.FirstTileFit's probe). ``peak()`` is None on any other device."""
 
-    def __init__(self, device):
-        self.device = _cuda(device)
+    def __init__(self, device, since_start: bool = False):
+        self.device, self.since_start, self.base = _cuda(device), since_start, 0
 
     def start(self) -> None:
         if self.device is not None:
@@ -69,10 +70,11 @@ class WindowProbe:
             for k, v in _peaks(self.device).items():        # the node's peak so far is kept
                 _PEAK_BEFORE[k] = max(_PEAK_BEFORE[k], v)
             torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
 
     def peak(self) -> int | None:
         if self.device is None:
             return None
         torch.cuda.synchronize(self.device)
-        return int(torch.cuda.max_memory_allocated(self.device)
-                   - torch.cuda.memory_allocated(self.device))
+        less = self.base if self.since_start else torch.cuda.memory_allocated(self.device)
+        return int(torch.cuda.max_memory_allocated(self.device) - less)

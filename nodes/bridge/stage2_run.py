@@ -69,7 +69,7 @@ def open_stream(vae, ref, s: Stage2Settings, tile_size: int, model, name: str):
     return streaming.SegmentStreamer(vae, ref.shape[3], ref.shape[4], s.frame_rate,
                                      video_frames(ref.shape[2]), tile_px=tile_size,
                                      overlap_px=s.overlap, color_match=s.color_match,
-                                     name=name, with_models=[model])
+                                     name=name, with_models=[model], asked_tile=s.tile_size)
 
 
 def stage2(model, positive, negative, ref, vae, s: Stage2Settings, *, video_wanted: bool,

@@ -23,14 +23,15 @@ class SegmentStreamer:
     def __init__(self, vae, latent_h: int, latent_w: int, fps: float, frames: int, *,
                  tile_px: int = 0, overlap_px: int = 64, color_match: str = "off",
                  color_reference=None, filename_prefix: str | None = None,
-                 name: str = "swifti2v", with_models=()):
+                 name: str = "swifti2v", with_models=(), asked_tile: int | None = None):
         w, h = latent_w * WAN22_SPATIAL, latent_h * WAN22_SPATIAL
         if filename_prefix is None:     # the disk is checked first, before any heavy work
             self.writer, self.ui = temp_writer(w, h, fps, frames, name), None
         else:
             self.writer, self.ui = output_writer(filename_prefix, w, h, fps, frames)
         try:
-            self.stream = block_decoder(vae, tile_px=tile_px, overlap_px=overlap_px)
+            self.stream = block_decoder(vae, tile_px=tile_px, overlap_px=overlap_px,
+                                        asked_tile=asked_tile, resident=with_models)
             self.stream.load(latent_h, latent_w, decode=True, with_models=with_models)
         except BaseException:
             self.writer.abort()

@@ -9,19 +9,25 @@ import comfy.latent_formats
 
 from ...swift_core.rules import WAN22_SPATIAL
 from .checks import check_stage2_vae
-from .auto_fit import tile_for
+from .auto_fit import first_tile_fit, tile_for
 from .vae_protocol import CoreSegmentDecoder, log_fallback, protocol_mismatch
 from .vae_stream import WanVAEStream
 
 
-def block_decoder(vae, tile_px: int = 0, overlap_px: int = 64):
+def block_decoder(vae, tile_px: int = 0, overlap_px: int = 64, *, asked_tile: int | None = None,
+                  resident=()):
     """The Wan 2.2 VAE decoder for a stream of finished blocks: :class:`WanVAEStream` (exact, one
     block of one tile on the device at a time) or, if core's VAE protocol changed, the logged
-    :class:`CoreSegmentDecoder` fallback."""
+    :class:`CoreSegmentDecoder` fallback. ``asked_tile``: the user's ``tile_size`` (0: auto),
+    after which the tile is re-chosen on what the first full block used (``resident``: the
+    models loaded with the VAE); None keeps ``tile_px``."""
     check_stage2_vae(vae)
     reason = protocol_mismatch(vae)
     if reason is None:
-        return WanVAEStream(vae, tile_px=tile_px, overlap_px=overlap_px)
+        stream = WanVAEStream(vae, tile_px=tile_px, overlap_px=overlap_px)
+        if asked_tile is not None:
+            stream.refit = first_tile_fit(vae, stream, overlap_px, resident, explicit=asked_tile)
+        return stream
     log_fallback(reason, "decoding each finished segment together with the video before it")
     return CoreSegmentDecoder(vae)
 

@@ -11,7 +11,9 @@ import torch
 import comfy.ldm.wan.vae2_2 as wan22_vae
 import comfy.model_management as mm
 
-from ...swift_core.rules import TEMPORAL_STRIDE, WAN22_CHANNELS, WAN22_SPATIAL
+from ...swift_core.fit import MARGIN
+from ...swift_core.memory import vae_tile_bytes
+from ...swift_core.rules import TEMPORAL_STRIDE, WAN22_SPATIAL
 from ...swift_core.tiling import tiled_apply
 from .checks import check, check_stage2_vae
 from .oom import free_memory, halved_tile, is_oom
@@ -30,7 +32,7 @@ class WanVAEStream:
     SPATIAL = WAN22_SPATIAL
     exact_per_block = True
 
-    def __init__(self, vae, tile_px: int = 0, overlap_px: int = 64):
+    def __init__(self, vae, tile_px: int = 0, overlap_px: int = 64, refit=None):
         check_stage2_vae(vae)
         self.vae, self.net = vae, vae.first_stage_model
         self.tile, self.overlap = tile_px // self.SPATIAL, overlap_px // self.SPATIAL
@@ -39,19 +41,26 @@ class WanVAEStream:
         self.frames_in = 0
         self.decoded: list = []         # the latent blocks decoded so far (replayed on a retry)
         self.changes: list = []         # what an out-of-memory retry changed, for the plan string
+        self.refit = refit              # swift_core.fit.FirstTileFit, or None: the tile is kept
 
     def load(self, latent_h: int, latent_w: int, decode: bool, with_models=()) -> None:
-        """Ask ComfyUI for one block of one tile, not the whole video. ``with_models`` (the
-        Stage II model when streaming) are loaded in the same call, so neither evicts the other."""
-        th = min(latent_h, self.tile or latent_h)
-        tw = min(latent_w, self.tile or latent_w)
-        dtype = self.vae.vae_dtype
-        if decode:
-            need = self.vae.memory_used_decode((1, WAN22_CHANNELS, 1, th, tw), dtype)
-        else:
-            need = self.vae.memory_used_encode((1, 3, 5, th * self.SPATIAL, tw * self.SPATIAL), dtype)
+        """Ask ComfyUI for one block of one tile, not the whole video, on the pack's own
+        estimate (``swift_core.memory.vae_tile_bytes``, traced; core's ``memory_used_decode`` is
+        about twice it for this VAE). ``with_models`` (the Stage II model when streaming) are
+        loaded in the same call, so neither evicts the other."""
+        self.frame_hw = (latent_h * self.SPATIAL, latent_w * self.SPATIAL)
+        need = int(self.tile_bytes(self.tile_px(), decode) * MARGIN)
         mm.load_models_gpu([*with_models, self.vae.patcher], memory_required=need,
                            force_full_load=getattr(self.vae, "disable_offload", False))
+
+    def tile_px(self) -> int:
+        """The tile in pixels (the whole frame's larger side when not tiled)."""
+        return self.tile * self.SPATIAL if self.tile else max(self.frame_hw)
+
+    def tile_bytes(self, tile_px: int, decode: bool = True) -> int:
+        h, w = self.frame_hw
+        return vae_tile_bytes(min(h, tile_px), min(w, tile_px), decode=decode,
+                              dtype_bytes=mm.dtype_size(self.vae.vae_dtype), frame_h=h, frame_w=w)
 
     def _encode_tile(self, x, cache):
         feat = cache.setdefault("feat", [None] * wan22_vae.count_conv3d(self.net.encoder))
@@ -100,7 +109,14 @@ class WanVAEStream:
         """Raw latent blocks [1, C, k, h, w], in order -> IMAGE frames [n, H, W, 3] (0..1).
 
         Out of memory: the tile is halved (:func:`halved_tile`), the causal caches are rebuilt
-        for the new tiles by decoding the blocks before again, and the block is retried."""
+        for the new tiles by decoding the blocks before again, and the block is retried. After
+        the first full block (block 1), ``refit`` may change the tile for the rest on what that
+        block really used; the caches are rebuilt the same way."""
+        first_full = self.refit is not None and len(self.decoded) == 1
+        if first_full:
+            self.frame_hw = tuple(d * self.SPATIAL for d in latent.shape[-2:])
+            halved = len(self.changes)
+            self.refit.start()
         while True:
             try:
                 out = self._decode(latent)
@@ -109,9 +125,10 @@ class WanVAEStream:
                 if not (is_oom(error) and self._halve_tile(latent.shape[-2:])):
                     raise
             free_memory()
-            for z in self.decoded:                      # the same caches, tile by new tile
-                self._decode(z)
+            self._replay()
         self.decoded.append(latent)
+        if first_full:
+            self._settle(lowered=len(self.changes) > halved)
         pix = self.vae.process_output(out.to(self.vae.output_device).float())
         return pix[0].movedim(0, -1)                                   # [n, H, W, 3]
 
@@ -119,6 +136,22 @@ class WanVAEStream:
         z = latent.to(self.vae.vae_dtype).to(self.vae.device)
         return tiled_apply(z, self._decode_tile, self.tile, self.overlap, self.SPATIAL,
                            self.dec_caches)
+
+    def _replay(self) -> None:
+        """The causal caches rebuilt for the present tiles: the blocks so far decoded again."""
+        for z in self.decoded:
+            self._decode(z)
+
+    def _settle(self, lowered: bool) -> None:
+        now = self.tile_px()
+        new = self.refit.settle(now, len(self.decoded), lowered)
+        if new == now:
+            return
+        self.tile = 0 if new >= max(self.frame_hw) else new // self.SPATIAL
+        self.dec_caches = {}
+        self.changes.extend(self.refit.changes[-1:])
+        free_memory()
+        self._replay()
 
     def _halve_tile(self, latent_hw) -> bool:
         new = halved_tile(self.tile or max(latent_hw), len(self.decoded), self.changes)
