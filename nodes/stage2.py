@@ -3,7 +3,7 @@ from comfy_api.latest import io
 
 from ..swift_core.rules import (COLOR_MATCH, MODE_CHOICES, ROPE_MODES, check_denoise,
                                 check_m_input, check_n)
-from .bridge import checks, run_card, stage2_run
+from .bridge import checks, run_card, running_prompt, stage2_run
 from .types import CATEGORY, TILE_RULES, sampling_inputs, tile_inputs, validate
 
 
@@ -17,7 +17,6 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
             description="Stage II with Conditional Segment-wise Generation: each segment of M latent "
                         "blocks is denoised inside a window with the anchor block and N previous "
                         "blocks, then final. Memory is that of one window, not of the video.",
-            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
             inputs=[
                 io.Model.Input("model", tooltip="Stage II model: Wan2.2-TI2V-5B (48 input channels: "
                                                 "refine mode) or SwiftI2V Stage II weights "
@@ -93,7 +92,7 @@ class SwiftI2VStage2Sampler(io.ComfyNode):
         with run_card.stage("stage2"):
             latent, video, plan = stage2_run.stage2(
                 model, positive, negative, checks.reference_latent(reference), vae, settings,
-                video_wanted=checks.output_used(cls.hidden.prompt, cls.hidden.unique_id, 1))
+                video_wanted=running_prompt.output_consumed(1) is True)
         card = run_card.text()
         return io.NodeOutput({"samples": latent}, video, plan, card,
                              ui={"swifti2v_plan": [plan], "swifti2v_card": [card]})
