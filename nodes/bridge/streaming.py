@@ -72,7 +72,7 @@ class SegmentStreamer:
     def finish(self):
         """Close the file under its final name (``path``); the VIDEO backed by it."""
         self.path = self.writer.close()
-        return video(self.path)
+        return video(self.path, owned=self.ui is None)     # a work-folder file: removed when done
 
     def abort(self) -> None:
         self.writer.abort()

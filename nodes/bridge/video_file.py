@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import weakref
 from fractions import Fraction
 from pathlib import Path
 
@@ -92,21 +93,33 @@ def output_writer(filename_prefix: str, width: int, height: int, fps: float, fra
 
 def temp_writer(width: int, height: int, fps: float, frames: int, name: str = "swifti2v"):
     """A writer into this process's work folder, for a VIDEO that core's Save Video then copies
-    (the file lives as long as the process, like ComfyUI's temp files)."""
+    (the file is removed once nothing references its VIDEO: :class:`CardedVideo`)."""
     folder = work_dir.own_folder()
     disk.check_space(folder, 2 * video_bytes(frames, width, height), name)  # + Save Video's copy
     return VideoFileWriter(str(folder / f"{name}_{uuid.uuid4().hex[:12]}.mp4"), folder, width,
                            height, fps)
 
 
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
 class CardedVideo(InputImpl.VideoFromFile):
     """ComfyUI's VIDEO backed by a file, with the run card of the prompt that made it: core's
     Save Video (``save_to``) remuxes the file, no re-encode, and the card goes beside it as
-    ``<stem>.json``, with every stage that had finished by then."""
+    ``<stem>.json``, with every stage that had finished by then. An ``owned`` file (one in the
+    work folder, written only to be handed on) is removed once nothing references the VIDEO:
+    when ComfyUI's cache lets go of the result (a newer run replaced it, or the cache was
+    cleared)."""
 
-    def __init__(self, path: str, card: dict):
+    def __init__(self, path: str, card: dict, owned: bool = False):
         super().__init__(path)
         self.card = card
+        if owned:
+            weakref.finalize(self, _remove, path)
 
     def save_to(self, path, *args, **kwargs):
         result = super().save_to(path, *args, **kwargs)
@@ -115,6 +128,6 @@ class CardedVideo(InputImpl.VideoFromFile):
         return result
 
 
-def video(path: str):
+def video(path: str, owned: bool = False):
     """The VIDEO of a finished file (see :class:`CardedVideo`)."""
-    return CardedVideo(path, run_card.current())
+    return CardedVideo(path, run_card.current(), owned)

@@ -7,8 +7,8 @@ the output folder (no instance ever empties it; the finished file is renamed int
 on the same disk, at once):
 
 - a video under construction is ``<name>.<random>.part.mp4`` there, renamed when complete;
-- a VIDEO handed to core's Save Video is a finished file there, kept while the process lives (a
-  cached result may hand it to Save Video again, as ComfyUI's temp folder would);
+- a VIDEO handed to core's Save Video is a finished file there, kept while ComfyUI's cache holds
+  that result (it may hand it to Save Video again) and removed once nothing references it;
 - the folder is removed when the process exits, and a folder whose owner is gone (killed,
   crashed: its pid is dead or now another process) is removed by the next sweep, which runs when
   the pack loads and before each streamed run. A live owner's folder is never touched, nor one

@@ -57,3 +57,20 @@ def test_the_same_stage2_at_another_node_id_is_served_from_the_cache(client):
 
     client.run(renumbered(g, "12", "112"), on_event=on_event, timeout=900)
     assert "112" not in ran and not PACK_NODES & set(ran), ran
+
+
+def test_after_ten_runs_the_work_folder_keeps_only_the_cached_video(client, server):
+    """Stage II's VIDEO handed to Save Video is a file in the pack's work folder: once a newer
+    run replaces the cached result, nothing references it and it is removed. After ten runs
+    the folder holds only the one ComfyUI's cache can still hand to Save Video again."""
+    work = server.output / ".swifti2v_work"
+    before = set(work.glob("*/swifti2v_stage2_*.mp4"))
+    g = graph("cache/ten")
+    for seed in range(10):
+        g["12"]["inputs"]["seed"] = 100 + seed
+        client.run(g, timeout=900)
+        left = set(work.glob("*/swifti2v_stage2_*.mp4")) - before
+        assert len(left) <= 1, sorted(p.name for p in left)
+    assert not list(work.glob("*/*.part.mp4"))
+    saved = sorted((server.output / "cache").glob("ten_*.mp4"))
+    assert len(saved) == 10 and all(p.stat().st_size > 0 for p in saved)   # every save kept
