@@ -31,7 +31,7 @@ class SwiftI2VSegmentDecoder(io.ComfyNode):
                 io.Boolean.Input("save_video", default=True,
                                  tooltip="Write the mp4 into ComfyUI's output folder as blocks "
                                          "are decoded (temp name, renamed when complete). Off: "
-                                         "into the temp folder, for the VIDEO output only."),
+                                         "into the pack's work folder, for the VIDEO output only."),
                 io.String.Input("filename_prefix", default="SwiftI2V/swifti2v",
                                 tooltip="Output file prefix (inside ComfyUI's output folder)."),
                 io.Float.Input("frame_rate", default=16.0, min=1.0, max=120.0, step=1.0,

@@ -61,10 +61,15 @@ class SwiftI2VHybridReference(io.ComfyNode):
         fits.check_chunk_fits(size.width, size.height, blocks_per_chunk)
         run_card.note(frames=size.frames, size=f"{size.width}x{size.height}", tile_size=tile_size)
         pbar = progress.progress_bar(len(hybrid_chunks(size.frames, blocks_per_chunk)))
-        chunks = iter_hybrid_reference(low_res, image, size.width, size.height,
-                                       method=upscale_method, blocks_per_chunk=blocks_per_chunk,
-                                       crop=crop)
+        def chunks():                   # afresh for an out-of-memory retry with smaller tiles
+            return iter_hybrid_reference(low_res, image, size.width, size.height,
+                                         method=upscale_method, blocks_per_chunk=blocks_per_chunk,
+                                         crop=crop)
+
+        changes = []
         reference = vae_io.encode_chunks(vae, chunks, size.height // WAN22_SPATIAL,
-                                             size.width // WAN22_SPATIAL,
-                                             tile_size, overlap, pbar.update_absolute)
+                                         size.width // WAN22_SPATIAL, tile_size, overlap,
+                                         pbar.update_absolute, changes)
+        if changes:
+            run_card.note(changes=changes)
         return io.NodeOutput({"samples": reference})

@@ -74,14 +74,16 @@ class WindowRetry:
 MIN_TILE = 256 // WAN22_SPATIAL
 
 
-def halved_tile(now: int, block: int, changes: list) -> int:
+def halved_tile(now: int, block: int, changes: list, part: str = "decoder",
+                where: str | None = None) -> int:
     """Half the VAE tile ``now`` (latent units, in 64 px steps), or 0 when that would go below
-    ``MIN_TILE``; what changed is logged and appended to ``changes``."""
+    ``MIN_TILE``; what changed is logged and appended to ``changes`` (``where``: from when the
+    new tile applies; the decoder's ``from block N on`` by default)."""
     new = now // 2 // 4 * 4
     if new < MIN_TILE:
         return 0
-    msg = (f"out of memory in the VAE decoder: tile_size {now * WAN22_SPATIAL} -> "
-           f"{new * WAN22_SPATIAL} px from block {block} on")
+    msg = (f"out of memory in the VAE {part}: tile_size {now * WAN22_SPATIAL} -> "
+           f"{new * WAN22_SPATIAL} px {where or f'from block {block} on'}")
     log.warning("SwiftI2V: %s", msg)
     changes.append(msg)
     return new

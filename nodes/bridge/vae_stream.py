@@ -16,7 +16,7 @@ from ...swift_core.memory import vae_tile_bytes
 from ...swift_core.rules import TEMPORAL_STRIDE, WAN22_SPATIAL
 from ...swift_core.tiling import tiled_apply
 from .checks import check, check_stage2_vae
-from .oom import free_memory, halved_tile, is_oom
+from .vae_retile import decode_block
 from .vae_protocol import check_slots
 
 class WanVAEStream:
@@ -106,29 +106,10 @@ class WanVAEStream:
 
     @torch.no_grad()
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Raw latent blocks [1, C, k, h, w], in order -> IMAGE frames [n, H, W, 3] (0..1).
-
-        Out of memory: the tile is halved (:func:`halved_tile`), the causal caches are rebuilt
-        for the new tiles by decoding the blocks before again, and the block is retried. After
-        the first full block (block 1), ``refit`` may change the tile for the rest on what that
-        block really used; the caches are rebuilt the same way."""
-        first_full = self.refit is not None and len(self.decoded) == 1
-        if first_full:
-            self.frame_hw = tuple(d * self.SPATIAL for d in latent.shape[-2:])
-            halved = len(self.changes)
-            self.refit.start()
-        while True:
-            try:
-                out = self._decode(latent)
-                break
-            except Exception as error:      # the failed call's tensors go with this block
-                if not (is_oom(error) and self._halve_tile(latent.shape[-2:])):
-                    raise
-            free_memory()
-            self._replay()
-        self.decoded.append(latent)
-        if first_full:
-            self._settle(lowered=len(self.changes) > halved)
+        """Raw latent blocks [1, C, k, h, w], in order -> IMAGE frames [n, H, W, 3] (0..1); the
+        tile may change on the way (:func:`vae_retile.decode_block`: out of memory, or what the
+        first full block measured), the causal state replayed for the new tiles."""
+        out = decode_block(self, latent)
         pix = self.vae.process_output(out.to(self.vae.output_device).float())
         return pix[0].movedim(0, -1)                                   # [n, H, W, 3]
 
@@ -136,25 +117,3 @@ class WanVAEStream:
         z = latent.to(self.vae.vae_dtype).to(self.vae.device)
         return tiled_apply(z, self._decode_tile, self.tile, self.overlap, self.SPATIAL,
                            self.dec_caches)
-
-    def _replay(self) -> None:
-        """The causal caches rebuilt for the present tiles: the blocks so far decoded again."""
-        for z in self.decoded:
-            self._decode(z)
-
-    def _settle(self, lowered: bool) -> None:
-        now = self.tile_px()
-        new = self.refit.settle(now, len(self.decoded), lowered)
-        if new == now:
-            return
-        self.tile = 0 if new >= max(self.frame_hw) else new // self.SPATIAL
-        self.dec_caches = {}
-        self.changes.extend(self.refit.changes[-1:])
-        free_memory()
-        self._replay()
-
-    def _halve_tile(self, latent_hw) -> bool:
-        new = halved_tile(self.tile or max(latent_hw), len(self.decoded), self.changes)
-        if new:
-            self.tile, self.dec_caches = new, {}
-        return bool(new)

@@ -126,3 +126,36 @@ def test_vae_out_of_memory_halves_the_tile_and_keeps_the_causal_state(client, se
         fa = [f.to_ndarray(format="rgb24") for f in ca.decode(video=0)]
         fb = [f.to_ndarray(format="rgb24") for f in cb.decode(video=0)]
     assert all((x == y).all() for x, y in zip(fa, fb))      # as if 256 px from the start
+
+
+def reference_graph(name, vae=("4", 0), tile_size=512):
+    """The Reference Builder alone at 512x256 (9 frames) on test images, its latent saved."""
+    g = pipeline(decoder=False, compare=False)
+    g = {k: g[k] for k in ("4",)}
+    g.update({
+        "40": {"class_type": "SwiftTestImage", "inputs": {"frames": 9, "width": 128, "height": 64}},
+        "41": {"class_type": "SwiftTestImage", "inputs": {"frames": 1, "width": 512, "height": 256}},
+        "11": {"class_type": "SwiftI2VHybridReference", "inputs": {
+            "low_res": ["40", 0], "image": ["41", 0], "vae": list(vae), "width": 512,
+            "height": 256, "crop": "center", "upscale_method": "bicubic",
+            "tile_size": tile_size, "overlap": 64, "blocks_per_chunk": 1}},
+        "15": {"class_type": "SwiftTestSaveTensors", "inputs": {"name": name,
+                                                                "reference": ["11", 0]}}})
+    return g
+
+
+def test_encode_out_of_memory_retries_with_smaller_tiles(client, server):
+    """An encoder that fails on tiles wider than 256 px: the Reference Builder halves its tile
+    512 -> 256 and encodes the clip again from the first chunk, with a log line and the change
+    on the run card; the latent equals a run at 256 px from the start."""
+    g = reference_graph("enc_oom")
+    g["42"] = {"class_type": "SwiftTestOOMVAE", "inputs": {"vae": ["4", 0], "max_latent": 128,
+                                                           "part": "encoder"}}
+    g["11"]["inputs"]["vae"] = ["42", 0]
+    before = len(server.log_text())
+    client.run(g, timeout=900)
+    assert "out of memory in the VAE encoder: tile_size 512 -> 256 px from the first chunk " \
+           "again" in server.log_text()[before:]
+    client.run(reference_graph("enc_256", tile_size=256), timeout=900)
+    a, b = saved(server, "enc_oom")["reference"], saved(server, "enc_256")["reference"]
+    assert a.shape == b.shape == (1, 48, 3, 16, 32) and torch.equal(a, b)

@@ -72,3 +72,21 @@ def test_any_size_image_batch_feeds_the_builder_and_the_size_is_typed_once(clien
     t = saved(server, "any_size")
     assert tuple(t["reference"].shape) == (1, 48, 3, 4, 8)     # 128x64 from the Stage I node
     assert t["latent"].isfinite().all()
+
+
+def test_the_node_translations_are_served_for_zh_and_ja(server):
+    """ComfyUI's /i18n serves the pack's locales/<lang>/nodeDefs.json to the frontend."""
+    import json
+    from pathlib import Path
+
+    import requests
+    served = requests.get(server.url + "/i18n", timeout=60).json()
+    root = Path(__file__).resolve().parents[2] / "locales"
+    for lang in ("zh", "ja"):
+        ours = json.loads((root / lang / "nodeDefs.json").read_text(encoding="utf-8"))
+        defs = served[lang]["nodeDefs"]
+        for node_id, entry in ours.items():
+            assert defs[node_id]["display_name"] == entry["display_name"], (lang, node_id)
+            assert defs[node_id]["inputs"] == entry["inputs"], (lang, node_id)
+    assert served["zh"]["nodeDefs"]["SwiftI2VStage2Sampler"]["display_name"] == \
+        "SwiftI2V CSG 第二阶段采样器"

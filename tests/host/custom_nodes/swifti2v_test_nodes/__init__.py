@@ -219,25 +219,25 @@ class SwiftTestChangeVAEProtocol:
         return (new,)
 
 
-def vae_with_decoder_hook(vae, before):
-    """A copy of ``vae`` whose decoder calls ``before(*args)`` ahead of each forward; the
-    original VAE (and other graphs using it) is untouched. Signature and results are the
-    decoder's own."""
+def vae_with_decoder_hook(vae, before, part="decoder"):
+    """A copy of ``vae`` whose decoder (or encoder: ``part``) calls ``before(*args)`` ahead of
+    each forward; the original VAE (and other graphs using it) is untouched. Signature and
+    results are the module's own."""
     import copy
     import functools
     new = copy.copy(vae)
     net = copy.copy(vae.first_stage_model)
     net._modules = dict(net._modules)
-    decoder = copy.copy(net.decoder)
-    orig = decoder.forward
+    module = copy.copy(getattr(net, part))
+    orig = module.forward
 
     @functools.wraps(orig)
     def forward(*args, **kwargs):
         before(*args)
         return orig(*args, **kwargs)
 
-    decoder.forward = forward
-    net.decoder = decoder
+    module.forward = forward
+    setattr(net, part, module)
     new.first_stage_model = net
     return new
 
@@ -297,8 +297,9 @@ class SwiftTestOOMAbove:
 
 
 class SwiftTestOOMVAE:
-    """A copy of a VAE whose decoder raises torch's out-of-memory error on a tile wider than
-    ``max_latent`` latent units."""
+    """A copy of a VAE whose decoder (or encoder: ``part``) raises torch's out-of-memory error on
+    a tile wider than ``max_latent`` latent units (the encoder's input is in 2x2 patches of
+    pixels: 2 px a unit)."""
     CATEGORY = "SwiftI2V/test"
     RETURN_TYPES = ("VAE",)
     FUNCTION = "limit"
@@ -306,18 +307,19 @@ class SwiftTestOOMVAE:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"vae": ("VAE",),
-                             "max_latent": ("INT", {"default": 16, "min": 1, "max": 10_000})}}
+                             "max_latent": ("INT", {"default": 16, "min": 1, "max": 10_000})},
+                "optional": {"part": (["decoder", "encoder"], {"default": "decoder"})}}
 
     @classmethod
     def IS_CHANGED(cls, **_):
         return float("nan")
 
-    def limit(self, vae, max_latent):
+    def limit(self, vae, max_latent, part="decoder"):
         def before(x, *args):
             if max(x.shape[-2:]) > max_latent:
-                raise torch.OutOfMemoryError(f"test: a decoder tile of {tuple(x.shape[-2:])}")
+                raise torch.OutOfMemoryError(f"test: a {part} tile of {tuple(x.shape[-2:])}")
 
-        return (vae_with_decoder_hook(vae, before),)
+        return (vae_with_decoder_hook(vae, before, part),)
 
 
 def direct_denoiser(model, context):
