@@ -62,9 +62,10 @@ def encode_chunks(vae, chunks, latent_h: int, latent_w: int, tile_px: int, overl
             return _encode_stream(vae, fresh(), latent_h, latent_w, tile * WAN22_SPATIAL,
                                   overlap_px, on_chunk)
         except Exception as error:          # the failed call's tensors go with this attempt
+            if not (is_oom(error) and callable(chunks)):
+                raise
             tile = halved_tile(tile or max(latent_h, latent_w), 0, changes, "encoder",
-                               "from the first chunk again") if is_oom(error) and callable(chunks) \
-                else 0
+                               "from the first chunk again")
             if not tile:
                 raise
         free_memory()

@@ -16,7 +16,6 @@ def decode_block(stream, latent):
     retrying with half the tile on out-of-memory and re-tiling after the first full block."""
     first_full = stream.refit is not None and len(stream.decoded) == 1
     if first_full:
-        stream.frame_hw = tuple(d * stream.SPATIAL for d in latent.shape[-2:])
         halved = len(stream.changes)
         stream.refit.start()
     while True:

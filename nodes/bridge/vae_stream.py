@@ -32,7 +32,7 @@ class WanVAEStream:
     SPATIAL = WAN22_SPATIAL
     exact_per_block = True
 
-    def __init__(self, vae, tile_px: int = 0, overlap_px: int = 64, refit=None):
+    def __init__(self, vae, tile_px: int = 0, overlap_px: int = 64):
         check_stage2_vae(vae)
         self.vae, self.net = vae, vae.first_stage_model
         self.tile, self.overlap = tile_px // self.SPATIAL, overlap_px // self.SPATIAL
@@ -41,7 +41,7 @@ class WanVAEStream:
         self.frames_in = 0
         self.decoded: list = []         # the latent blocks decoded so far (replayed on a retry)
         self.changes: list = []         # what an out-of-memory retry changed, for the plan string
-        self.refit = refit              # swift_core.fit.FirstTileFit, or None: the tile is kept
+        self.refit = None               # swift_core.fit.FirstTileFit (vae_io.block_decoder sets it)
 
     def load(self, latent_h: int, latent_w: int, decode: bool, with_models=()) -> None:
         """Ask ComfyUI for one block of one tile, not the whole video, on the pack's own
