@@ -28,7 +28,7 @@ def api(name):
 
 
 def test_templates_folder_holds_only_ui_workflows_and_thumbnails():
-    assert TEMPLATES == ["swifti2v_2k", "swifti2v_2k_after_wan22_a14b"]
+    assert TEMPLATES == ["swifti2v_2k", "swifti2v_2k_after_wan22_a14b", "swifti2v_2k_app"]
     # one templates folder: ComfyUI lists the *.json of each of these it finds in a pack
     for other in ("example_workflows", "example", "examples", "workflow"):
         assert not (ROOT / other).exists(), other
@@ -227,7 +227,63 @@ def test_paper_defaults_and_model_links(ui, api, name):
 
 def test_files_are_what_the_generator_writes(ui, api, name):
     from tools import make_workflows as mw
+    if name in mw.APP_TEMPLATES:
+        assert mw.app_template(name) == (ui, api), "run: python -m tools.make_workflows"
+        return
     make, groups, note, _ = mw.TEMPLATES[name]
     nodes = make()
     assert mw.ui_workflow(nodes, name, groups, note) == ui, "run: python -m tools.make_workflows"
     assert mw.api_workflow(nodes) == api, "run: python -m tools.make_workflows"
+
+
+def test_the_app_mode_template_offers_image_prompt_size_frames_and_shows_the_video():
+    """App Mode (frontend 1.49+): the 2K graph, opened as a form of five inputs and the video."""
+    app = json.loads((WF / "swifti2v_2k_app.json").read_text())
+    full = json.loads((WF / "swifti2v_2k.json").read_text())
+    assert app["extra"]["linearMode"] is True
+    assert app["nodes"] == full["nodes"] and app["links"] == full["links"]
+    nodes = {n["id"]: n for n in app["nodes"]}
+    offered = [(nodes[i]["type"], w) for i, w in app["extra"]["linearData"]["inputs"]]
+    assert offered == [("LoadImage", "image"), ("CLIPTextEncode", "text"),
+                       ("SwiftI2VStage1Sampler", "width"), ("SwiftI2VStage1Sampler", "height"),
+                       ("SwiftI2VStage1Sampler", "length")]
+    assert nodes[app["extra"]["linearData"]["inputs"][1][0]]["title"] == "Positive Prompt"
+    (out,) = app["extra"]["linearData"]["outputs"]
+    assert nodes[out]["type"] == "SaveVideo"
+
+
+@pytest.mark.parametrize("bp_name", ["SwiftI2V 2K", "SwiftI2V Stage II only"])
+def test_blueprints_are_generated_and_wired(bp_name):
+    """subgraphs/*.json: one outer node of the subgraph's type; every subgraph input and output
+    joined to inner sockets of its type; widget inputs promoted on the outer node."""
+    from tools import make_blueprints as mb
+    bp = json.loads((ROOT / "subgraphs" / f"{bp_name}.json").read_text())
+    assert mb.BLUEPRINTS[bp_name]() == bp, "run: python -m tools.make_blueprints"
+    (outer,) = bp["nodes"]
+    (sg,) = bp["definitions"]["subgraphs"]
+    assert outer["type"] == sg["id"] and sg["name"] == outer["title"] == bp_name
+    inner = {n["id"]: n for n in sg["nodes"]}
+    links = {lk["id"]: lk for lk in sg["links"]}
+    for k, inp in enumerate(sg["inputs"]):
+        assert inp["linkIds"], inp["name"]
+        for lid in inp["linkIds"]:
+            lk = links[lid]
+            assert (lk["origin_id"], lk["origin_slot"]) == (-10, k)
+            target = inner[lk["target_id"]]["inputs"][lk["target_slot"]]
+            assert target["link"] == lid and target["type"] == inp["type"] == lk["type"]
+    for j, out in enumerate(sg["outputs"]):
+        (lid,) = out["linkIds"]
+        lk = links[lid]
+        assert (lk["target_id"], lk["target_slot"]) == (-20, j)
+        assert lid in inner[lk["origin_id"]]["outputs"][lk["origin_slot"]]["links"]
+    widgets = [i["name"] for i in sg["inputs"] if i["type"] in WIDGET_TYPES]
+    assert outer["properties"]["proxyWidgets"] == [["-1", w] for w in widgets]
+    assert len(outer["widgets_values"]) == len(widgets)
+    assert [i["name"] for i in outer["inputs"]] == [i["name"] for i in sg["inputs"]]
+    assert [o["type"] for o in sg["outputs"]] == ["VIDEO", "STRING"]
+    for name in ("prompt", "width", "height", "seed", "stage2_model", "stage2_vae"):
+        assert name in widgets, name
+    types = {n["type"] for n in sg["nodes"]}
+    assert "SwiftI2VStage2Sampler" in types and "SwiftI2VHybridReference" in types
+    assert ("SwiftI2VStage1Sampler" in types) == (bp_name == "SwiftI2V 2K")
+    assert all(n["mode"] == 0 for n in sg["nodes"])           # nothing bypassed inside

@@ -333,6 +333,36 @@ def graph_stage1_data() -> list[dict]:
     ]
 
 
+#: App Mode templates: name -> (the template it shows, the inputs the app offers as
+#: (node id, widget name), the output nodes it shows). The frontend opens them in App Mode
+#: (``extra.linearMode``): image, prompt, size and frames in a form, the video beside it.
+APP_TEMPLATES = {
+    "swifti2v_2k_app": ("swifti2v_2k", [(6, "image"), (7, "text"), (10, "width"),
+                                         (10, "height"), (10, "length")], [17]),
+}
+
+
+def app_mode(ui: dict, inputs: list[tuple[int, str]], outputs: list[int]) -> dict:
+    """A UI workflow that opens in the frontend's App Mode with these inputs and outputs."""
+    ids = {n["id"]: n for n in ui["nodes"]}
+    for nid, widget in inputs:
+        assert widget in [e["name"] for e in schema_inputs(ids[nid]["type"])], (nid, widget)
+    assert all(ids[o]["type"] in OUTPUT_NODES for o in outputs), outputs
+    return {**ui, "extra": {**ui["extra"], "linearMode": True,
+                            "linearData": {"inputs": [list(i) for i in inputs],
+                                           "outputs": list(outputs)}}}
+
+
+def app_template(name: str) -> tuple[dict, dict]:
+    """An App Mode template's UI workflow and its API graph (that of the template it shows)."""
+    base, inputs, outputs = APP_TEMPLATES[name]
+    make, groups, note, _ = TEMPLATES[base]
+    nodes = make()
+    return app_mode(ui_workflow(nodes, name, groups, note), inputs, outputs), api_workflow(nodes)
+
+
+OUTPUT_NODES = {"SaveVideo", "PreviewImage", "SaveImage"}
+
 #: API-only workflows (not templates): name -> graph
 API_ONLY = {"swifti2v_training_data": graph_training_data,
             "swifti2v_stage1_data": graph_stage1_data}
@@ -504,6 +534,12 @@ def main():
         write_json(API_OUT / f"{name}_api.json", api_workflow(nodes))
         thumbnail(OUT / f"{name}.jpg", caption)
         print(f"wrote {OUT}/{name}.json, .jpg and {API_OUT}/{name}_api.json")
+    for name, (base, _, _) in APP_TEMPLATES.items():
+        ui, api = app_template(name)
+        write_json(OUT / f"{name}.json", ui)
+        write_json(API_OUT / f"{name}_api.json", api)
+        thumbnail(OUT / f"{name}.jpg", TEMPLATES[base][3])
+        print(f"wrote {OUT}/{name}.json (App Mode), .jpg and {API_OUT}/{name}_api.json")
     for name, make in API_ONLY.items():
         write_json(API_OUT / f"{name}_api.json", api_workflow(make()))
         print(f"wrote {API_OUT}/{name}_api.json")

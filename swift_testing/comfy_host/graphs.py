@@ -102,17 +102,25 @@ def data_pipeline(*, video="panned.mp4", length=17, start=0, stride=0, max_clips
     return g
 
 
-def tiny_api_workflow(path: Path, name: str = "swifti2v_2k") -> Path:
-    """A bundled API workflow; the umt5 and CLIP vision encoders (minutes on a CPU at full size)
-    replaced by the test conditioning node, which still takes the prompt text."""
-    wf = json.loads((ROOT / "workflows" / "api" / f"{name}_api.json").read_text())
+def tiny_encoders(prompt: dict) -> dict:
+    """An API prompt with the umt5 and CLIP vision encoders (minutes on a CPU at full size)
+    replaced by the test conditioning node, which still takes the prompt text. Node ids may be
+    a placed subgraph's ("20:7"): their seed is then the id's digits."""
+    wf = json.loads(json.dumps(prompt))
     for k, n in list(wf.items()):
         if n["class_type"] == "CLIPTextEncode":
             n["class_type"] = "SwiftTestConditioning"
-            n["inputs"] = {"seed": int(k), "text": n["inputs"]["text"]}
+            n["inputs"] = {"seed": int("".join(c for c in k if c.isdigit())),
+                           "text": n["inputs"]["text"]}
         elif n["class_type"] in ("CLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode"):
             del wf[k]
     for n in wf.values():
         n["inputs"].pop("clip_vision_output", None)
-    path.write_text(json.dumps(wf))
+    return wf
+
+
+def tiny_api_workflow(path: Path, name: str = "swifti2v_2k") -> Path:
+    """A bundled API workflow with tiny encoders (tiny_encoders), written to ``path``."""
+    wf = json.loads((ROOT / "workflows" / "api" / f"{name}_api.json").read_text())
+    path.write_text(json.dumps(tiny_encoders(wf)))
     return path
