@@ -34,16 +34,20 @@ def check_inputs(node_cls, values: dict) -> None:
 
 
 def validate(node_cls, values: dict):
-    """``validate_inputs(**kwargs)`` of a node: True, or the message of the first failing rule.
+    """``validate_inputs(**kwargs)`` of a node: True, or :class:`rules.SwiftInputError` raised
+    with the message of the first failing rule.
 
     A ``validate_inputs`` taking ``**kwargs`` receives every input and makes ComfyUI skip its own
     min/max and option checks (0.3.x never checks a V3 combo's options), so they are done here
     from the node's schema, not written a second time.
+
+    Raised, not returned: ComfyUI (0.3.64 to 0.33 at least) files a returned message once per
+    input the validator took, so one bad value showed as a dozen errors on the node. An exception
+    in validation is filed once, on this node (``exception_during_inner_validation``, or
+    ``exception_during_validation`` for an output node), its text the rule's message; the prompt
+    is refused as before.
     """
-    try:
-        check_inputs(node_cls, values)
-    except rules.SwiftInputError as e:
-        return str(e)
+    check_inputs(node_cls, values)
     return True
 
 

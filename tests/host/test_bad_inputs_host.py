@@ -148,6 +148,10 @@ def test_bad_input_is_refused_by_name_before_heavy_work(client, edit, needle, re
     assert needle in message, message
     if refused_by == VALIDATION:
         assert "refused the prompt" in message and ran == [], (message, ran)
+        # one failed check, one error entry: on the node that holds the input, with its message
+        errors = {n: info["errors"] for n, info in e.value.details["node_errors"].items()}
+        assert [len(v) for v in errors.values()] == [1], errors
+        assert needle in next(iter(errors.values()))[0]["details"], errors
     else:
         assert e.value.details.get("node_id") == refused_by, message
         assert ran == [refused_by], ran           # the first and only pack node that ran
