@@ -1,6 +1,7 @@
 """Training samples (swift_core.samples format) as a dataset, in a resumable order."""
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -51,12 +52,51 @@ class SampleFolder(Dataset):
         return self.load(self.files[i])
 
 
-def split(files: list[str], val_count: int) -> tuple[list[str], list[str]]:
-    """The last ``val_count`` files (sorted) are held out for validation."""
-    if val_count < 0 or val_count >= len(files):
-        raise ValueError(f"--val-count {val_count}: must be >= 0 and below the {len(files)} "
-                         "samples found")
-    return (files[:-val_count], files[-val_count:]) if val_count else (files, [])
+def sample_source(path: str) -> str:
+    """The video a sample was cut from (its ``source`` metadata: Load Clips' name), header only."""
+    from safetensors import safe_open
+    with safe_open(path, framework="pt") as f:
+        return (f.metadata() or {}).get("source") or Path(path).stem
+
+
+def held_out_videos(folders: list[list[str]], val_count: int, source=sample_source) -> set[str]:
+    """Whole videos held out, at least ``val_count`` samples: each folder's videos in a fixed
+    order of their names' hashes (never file order, so no folder's last files decide), taken
+    from the folders in turn. A video held out is held out in every folder (a 1080P and a 2K
+    sample of one video are the same footage)."""
+    by_video: dict[str, int] = {}
+    queues = []
+    for files in folders:
+        videos = [source(f) for f in files]
+        for v in videos:
+            by_video[v] = by_video.get(v, 0) + 1
+        queues.append(sorted(set(videos), key=lambda v: hashlib.sha1(v.encode()).hexdigest()))
+    held, count = set(), 0
+    while count < val_count and any(queues):
+        for q in queues:
+            while q and q[0] in held:
+                q.pop(0)
+            if q and count < val_count:
+                held.add(q[0])
+                count += by_video[q.pop(0)]
+    total = sum(len(fs) for fs in folders)
+    if val_count < 0 or (val_count and count >= total):
+        raise ValueError(f"--val-count {val_count}: must be >= 0 and leave training samples; "
+                         f"the {total} samples come from {len(by_video)} video(s) (their "
+                         "'source'), and whole videos are held out")
+    return held
+
+
+def split(folders: list[list[str]], val_count: int,
+          source=sample_source) -> tuple[list[str], list[str]]:
+    """(train files, held-out files): whole videos held out (:func:`held_out_videos`), so no
+    video has clips on both sides; the training files keep their folders' order."""
+    files = [f for fs in folders for f in fs]
+    if val_count == 0:
+        return files, []
+    src = {f: source(f) for f in files}                       # each header read once
+    held = held_out_videos(folders, val_count, src.__getitem__)
+    return [f for f in files if src[f] not in held], [f for f in files if src[f] in held]
 
 
 def data_source(text: str) -> tuple[str, float]:
@@ -105,21 +145,29 @@ def step_generator(seed: int, micro_step: int, rank: int) -> torch.Generator:
 
 class WeightedOrder:
     """Which sample rank ``rank`` takes at micro-step ``i`` over several folders: the folder drawn
-    with its weight (from seed, i and rank), then that folder's own shuffled order (an
-    :class:`Order` over it) continued. Deterministic: a resumed run draws as an uninterrupted one."""
+    with its weight once per global step (``grad_accum`` micro-steps), from the seed and the
+    step alone, so every rank and every micro-step of a step takes the same folder (one latent
+    size per step: no rank waits on another's larger window); then that folder's own shuffled
+    order (an :class:`Order` over it, this rank's share) continued. Deterministic: a resumed run
+    draws as an uninterrupted one."""
 
-    def __init__(self, sizes: list[int], weights: list[float], world: int, rank: int, seed: int):
+    def __init__(self, sizes: list[int], weights: list[float], world: int, rank: int, seed: int,
+                 grad_accum: int = 1):
         self.offsets = [sum(sizes[:k]) for k in range(len(sizes))]
         self.orders = [Order(range(n), world, rank, seed + 7 * k) for k, n in enumerate(sizes)]
         self.weights = torch.tensor(weights, dtype=torch.float64)
-        self.seed, self.rank = seed, rank
-        self.draws: list[tuple[int, int]] = []       # (folder, how many before it) per step
+        self.seed, self.grad_accum = seed, grad_accum
+        self.draws: list[tuple[int, int]] = []       # (folder, how many before it) per micro-step
         self.counts = [0] * len(sizes)
 
     def folder(self, i: int) -> tuple[int, int]:
         while len(self.draws) <= i:
-            g = step_generator(self.seed + 31, len(self.draws), self.rank)
-            k = int(torch.multinomial(self.weights, 1, generator=g))
+            j = len(self.draws)
+            if j % self.grad_accum:
+                k = self.draws[-1][0]
+            else:
+                g = window_generator(self.seed + 31, j // self.grad_accum)
+                k = int(torch.multinomial(self.weights, 1, generator=g))
             self.draws.append((k, self.counts[k]))
             self.counts[k] += 1
         return self.draws[i]

@@ -102,10 +102,20 @@ def latest_checkpoint(run: str) -> str:
     return checkpoint
 
 
+PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def check_out(out: str) -> None:
-    """``--out`` is a .safetensors file to write, not a folder (checked before any loading)."""
+    """``--out`` is a .safetensors file to write, not a folder, and not inside the pack, where
+    ComfyUI never looks for models (``ComfyUI/models/...`` typed from the pack's folder lands
+    there); checked before any loading."""
     if not out.endswith(".safetensors") or os.path.isdir(out):
         raise ExportError(f"--out {out!r}: expected the path of a .safetensors file to write")
+    where = os.path.realpath(out)
+    if os.path.commonpath([where, os.path.realpath(PACK_DIR)]) == os.path.realpath(PACK_DIR):
+        raise ExportError(f"--out {out!r}: is inside the node pack ({where}), where ComfyUI "
+                          "never looks; give a path in ComfyUI's models folder (from the "
+                          "pack's folder: ../../models/diffusion_models/ or ../../models/loras/)")
 
 
 def run_config(run: str) -> dict:

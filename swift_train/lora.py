@@ -80,7 +80,7 @@ def check_args(args) -> tuple[list[str], list[str]]:
     check_base(args.base)
     files = sample_files(args.data)
     check_sizes(files, args.size)
-    return split(files, args.val_count)
+    return split([files], args.val_count)
 
 
 def stage1_tensors(path: str) -> dict:

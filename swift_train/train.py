@@ -86,7 +86,7 @@ def check_args(args) -> tuple[list[list[str]], list[str], list[str]]:
     folders = [sample_files(folder) for folder, _ in args.data]
     for (folder, _), files in zip(args.data, folders):
         check_one_size(folder, files)
-    train_files, val_files = split([f for fs in folders for f in fs], args.val_count)
+    train_files, val_files = split(folders, args.val_count)
     return folders, train_files, val_files
 
 
@@ -213,6 +213,11 @@ def window_loader(files, order, args, rank: int, device, step: int):
         generator=torch.Generator().manual_seed(args.seed + rank))   # workers' seeds too
 
 
+def latent_size(item: dict) -> tuple[int, int]:
+    """A window's latent height and width."""
+    return tuple(item["x0"].shape[-2:])
+
+
 def write_config(args, world: int, train_files) -> None:
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump({**vars(args), "world": world, "train_files": len(train_files)}, f, indent=1,
@@ -234,16 +239,17 @@ class Stage2Task:
         order = (Order(range(len(self.files)), self.world, self.rank, args.seed)
                  if len(args.data) == 1 else
                  WeightedOrder(self.sizes, [w for _, w in args.data], self.world, self.rank,
-                               args.seed))
+                               args.seed, args.grad_accum))
         self.batches = iter(window_loader(self.files, order, args, self.rank, self.device,
                                           step))
 
     def micro_batches(self, step: int) -> list[dict]:
         items = [next(self.batches) for _ in range(self.args.grad_accum)]
-        pairs = [None] * self.world                   # the loader hands tuples on as lists
-        dist.all_gather_object(pairs, tuple(items[0]["pair"]))
-        if len(set(pairs)) != 1:
-            raise RuntimeError(f"step {step + 1}: the ranks drew different windows {pairs}")
+        drawn = [None] * self.world                   # the loader hands tuples on as lists
+        dist.all_gather_object(drawn, {(tuple(it["pair"]), latent_size(it)) for it in items})
+        if len(set(map(frozenset, drawn))) != 1 or len(drawn[0]) != 1:
+            raise RuntimeError(f"step {step + 1}: the ranks drew different windows or sizes "
+                               f"{drawn}")
         return items
 
     def forward_backward(self, it: dict, step: int):
@@ -257,7 +263,8 @@ class Stage2Task:
 
     def describe(self, items: list[dict]) -> dict:
         pair = items[0]["pair"]
-        return {"window": f"{pair[0]}x{pair[1]}", "bytes_read": sum(it["bytes"] for it in items)}
+        return {"window": f"{pair[0]}x{pair[1]}", "latent": "x".join(map(str, latent_size(items[0]))),
+                "bytes_read": sum(it["bytes"] for it in items)}
 
     def validate(self) -> dict:
         if not self.val:

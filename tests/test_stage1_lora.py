@@ -248,6 +248,11 @@ def test_each_bad_export_argument_is_one_line_exit_2_and_nothing_written(module,
     assert "--out" in line and "a .safetensors file" in line
     line = refused(module, out, "--run", other)
     assert ("export_lora" if module.endswith(".export") else "holds no LoRA") in line
+    # ComfyUI/models/... typed from the pack's folder: a folder inside the pack, never looked in
+    inside = ROOT / "ComfyUI" / "models" / "loras" / "x.safetensors"
+    line = refused(module, inside, "--run", own)
+    assert "--out 'ComfyUI/models/loras/x.safetensors'" in line.replace(str(ROOT) + "/", "")
+    assert "inside the node pack" in line and not (ROOT / "ComfyUI").exists()
 
 
 def test_bad_inputs_are_named_before_the_model_loads(samples, tmp_path):

@@ -246,13 +246,17 @@ def test_hsdp_on_a_2x1_mesh_runs_resumes_and_a_curriculum_continues(dataset, tmp
     assert second[0]["val_error"] != pytest.approx(first[0]["val_error"], rel=1e-3)
 
 
-def test_two_weighted_data_folders_train(tmp_path):
+def test_two_weighted_data_folders_of_two_sizes_train_one_size_a_step(tmp_path):
+    """Two folders of other sizes on two ranks with two micro-steps a step: each step holds one
+    size on every rank (the trainer stops on a step whose ranks drew other sizes)."""
     make_dataset(tmp_path / "a", count=3)
-    make_dataset(tmp_path / "b", count=2)
-    torchrun(1, "--no-progress", "--data", f"{tmp_path / 'a'}:0.7", "--data",
-             f"{tmp_path / 'b'}:0.3", "--precision", "fp32", "--steps", 3, "--save-every", 3,
-             "--out", tmp_path / "r")
-    assert len(losses(tmp_path / "r")) == 3
+    make_dataset(tmp_path / "b", count=2, size=96)
+    torchrun(2, "--no-progress", "--data", f"{tmp_path / 'a'}:0.7", "--data",
+             f"{tmp_path / 'b'}:0.3", "--precision", "fp32", "--steps", 4, "--grad-accum", 2,
+             "--save-every", 4, "--out", tmp_path / "r")
+    assert len(losses(tmp_path / "r")) == 4
+    log = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert {e["latent"] for e in log if "latent" in e} == {"4x4", "6x6"}
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["data"] == [[str(tmp_path / "a"), 0.7], [str(tmp_path / "b"), 0.3]]
     assert cfg["train_files"] == 5

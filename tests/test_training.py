@@ -180,7 +180,46 @@ def test_weighted_data_folders_are_drawn_in_their_ratio_and_resume_exactly():
     again = WeightedOrder([10, 5], [0.7, 0.3], world=2, rank=1, seed=3)
     assert [again(i) for i in range(4000, 4100)] == picks[4000:4100]      # resumed mid-run
     other_rank = WeightedOrder([10, 5], [0.7, 0.3], world=2, rank=0, seed=3)
-    assert [other_rank(i) for i in range(100)] != picks[:100]
+    assert [other_rank(i) for i in range(100)] != picks[:100]     # its own share of each folder
+
+
+def test_one_folder_per_global_step_on_every_rank():
+    """Folders of other latent sizes mixed: every micro-step of a global step, on every rank,
+    takes the same folder (the same size), and the steps still follow the weights."""
+    from swift_train.data import WeightedOrder
+
+    def folders(rank, accum, steps=3000):
+        order = WeightedOrder([10, 5], [0.7, 0.3], world=4, rank=rank, seed=3, grad_accum=accum)
+        return [order.folder(i)[0] for i in range(steps * accum)]
+
+    for accum in (1, 3):
+        ranks = [folders(r, accum) for r in range(4)]
+        assert all(r == ranks[0] for r in ranks), accum
+        steps = [ranks[0][i:i + accum] for i in range(0, len(ranks[0]), accum)]
+        assert all(len(set(s)) == 1 for s in steps), accum
+        share = sum(s[0] == 0 for s in steps) / len(steps)
+        assert 0.67 < share < 0.73, share
+
+
+def test_held_out_by_whole_videos_from_every_folder():
+    """--val-count holds out whole videos (a video's clips never on both sides, in any folder),
+    drawn from each folder in turn, not the last files of the last folder."""
+    from swift_train.data import split
+    source = lambda f: f.split("/")[1].rsplit("_", 1)[0]            # noqa: E731
+    a = [f"a/v{k}_{c}" for k in range(5) for c in range(3)]          # 5 videos, 3 clips each
+    b = [f"b/w{k}_{c}" for k in range(4) for c in range(2)] + ["b/v1_9"]   # v1 in both folders
+    train, val = split([a, b], 4, source=source)
+    assert sorted(train + val) == sorted(a + b) and not set(train) & set(val)
+    held = {source(f) for f in val}
+    assert not held & {source(f) for f in train}                    # no video on both sides
+    assert {f[0] for f in val} == {"a", "b"} and len(val) >= 4      # from both folders
+    assert train == [f for f in a + b if f in train]                 # folder order kept
+    assert split([a, b], 4, source=source) == (train, val)           # the same every run
+    assert split([a, b], 0, source=source) == (a + b, [])
+    with pytest.raises(ValueError, match="--val-count 99: .* 9 video"):
+        split([a, b], 99, source=source)
+    with pytest.raises(ValueError, match="--val-count -1"):
+        split([a, b], -1, source=source)
 
 
 def test_the_reader_loads_only_the_window_and_it_trains_as_the_whole_clip(tmp_path):
