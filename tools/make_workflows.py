@@ -287,7 +287,10 @@ def clip_inputs() -> list[dict]:
 
 def graph_training_data() -> list[dict]:
     """Stage II training data (API only, for ``python -m swift_batch --data``): one video's clips
-    -> Stage Transition (Eq. 12, s = 0.1, k = 1) -> Training Sample Writer."""
+    -> Stage Transition (Eq. 12, s = 0.1, k = 1) -> Training Sample Writer. The Stage I model
+    reaches the transition through core's ModelSamplingSD3 at shift 5, the paper's framework's
+    (DiffSynth-Studio's Wan default): s = 0.1 starts at sigma 0.357, not the 0.471 of the Wan 2.1
+    files' own shift 8."""
     s1x = 40
     return [
         *stage1_loaders(s1x),
@@ -295,11 +298,13 @@ def graph_training_data() -> list[dict]:
         node(12, "VAELoader", [s1x, 780], [380, 58], {"vae_name": MODELS["vae2"][0]},
              title="Load Stage II VAE (Wan 2.2)", model="vae2"),
         *clip_inputs(),
+        node(35, "ModelSamplingSD3", [s1x, 760], [380, 58], {"shift": 5.0}, {"model": (19, 0)},
+             title="Stage Transition shift (the paper's framework: 5)"),
         node(32, "SwiftI2VStageTransition", [940, 80], [400, 460],
              {"width": 2560, "height": 1408, "crop": "center", "strength": 0.1,
               "strength_reading": "before_shift", "steps": 1, "synthesize_fraction": 0.5,
               "seed": 42, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple"},
-             {"model": (19, 0), "positive": (7, 0), "negative": (8, 0), "vae": (3, 0),
+             {"model": (35, 0), "positive": (7, 0), "negative": (8, 0), "vae": (3, 0),
               "clip": (30, 0), "clip_vision_output": (9, 0), "name": (30, 2), "start": (30, 1)},
              title="Stage Transition"),
         node(33, "SwiftI2VSampleWriter", [1400, 80], [400, 420],

@@ -225,6 +225,8 @@ def test_batch_client_makes_data_over_a_csv_and_resumes(server, tmp_path, capsys
         assert meta["seed"] == str(clip_seed(42, video, int(start))), stem
         assert meta["synthesized"] == str(synthesized).lower(), stem
         assert meta["steps"] == ("1" if synthesized else "0"), stem
+        if synthesized:          # the workflow's shift node (5): the paper's start for s = 0.1
+            assert abs(float(meta["start_sigma"]) - 0.5 / 1.4) < 1e-6, (stem, meta)
     assert len({m["seed"] for m in metas.values()}) == 3                  # three noises
     assert [metas[k]["synthesized"] for k in ("walk_000000", "cat_000000", "cat_000008")] == [
         "true", "false", "true"]                                          # mixed within a video
