@@ -37,6 +37,7 @@ API_DIR = Path(__file__).resolve().parents[1] / "workflows" / "api"
 DEFAULT_WORKFLOW = API_DIR / "swifti2v_2k_api.json"
 DATA_WORKFLOW = API_DIR / "swifti2v_training_data_api.json"
 STAGE1_DATA_WORKFLOW = API_DIR / "swifti2v_stage1_data_api.json"
+STAND_IN_DATA_WORKFLOW = API_DIR / "swifti2v_training_data_standin_api.json"
 
 
 def fraction(text: str) -> float:
@@ -63,6 +64,9 @@ def parse_args(argv=None):
                     help="training data: rows of video, caption; samples to OUT/<name>/")
     ap.add_argument("--stage1", action="store_true",
                     help="--data: samples of the Stage I 360P LoRA (swifti2v_stage1_data_api.json)")
+    ap.add_argument("--stand-in", action="store_true",
+                    help="--data: Stage II samples without a Stage I model, references degraded "
+                         "by the Stage I Stand-in (swifti2v_training_data_standin_api.json)")
     ap.add_argument("--stage1-lora", default=None, metavar="FILE",
                     help="a 360P LoRA in models/loras, loaded after the few-step LoRA")
     ap.add_argument("--start", type=int, default=None, help="--data: first frame of the first clip")
@@ -106,6 +110,8 @@ def parse_args(argv=None):
         ap.error("the following arguments are required: --rows")
     if args.stage1 and not args.data:
         ap.error("--stage1 makes Stage I training samples: use it with --data")
+    if args.stand_in and (not args.data or args.stage1):
+        ap.error("--stand-in makes Stage II training samples: use it with --data, not --stage1")
     return args
 
 
@@ -128,8 +134,9 @@ def usable_clients(urls: list[str], workflow: dict, out: Path, log) -> list[Comf
 
 
 def run_batch(args, log=print) -> dict:
-    bundled = (STAGE1_DATA_WORKFLOW if args.stage1 else DATA_WORKFLOW) if args.data \
-        else DEFAULT_WORKFLOW
+    bundled = ((STAGE1_DATA_WORKFLOW if args.stage1 else
+                STAND_IN_DATA_WORKFLOW if args.stand_in else DATA_WORKFLOW) if args.data
+               else DEFAULT_WORKFLOW)
     workflow = apply_sets(json.loads((args.workflow or bundled).read_text()), args.set)
     if args.stage1_lora:
         workflow = add_stage1_lora(workflow, args.stage1_lora)

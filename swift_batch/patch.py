@@ -10,6 +10,8 @@ SAMPLERS = ("SwiftI2VStage1Sampler", "SwiftI2VStage2Sampler")
 SIZED = ("SwiftI2VStage1Sampler", "SwiftI2VHybridReference")
 SAVERS = ("SaveVideo", "SwiftI2VSegmentDecoder")
 WRITERS = ("SwiftI2VSampleWriter", "SwiftI2VStage1SampleWriter")
+#: what makes a clip's low-res version: Stage I itself, or the Stage I Stand-in
+DEGRADERS = ("SwiftI2VStageTransition", "SwiftI2VStage1StandIn")
 FEW_STEP_LORA = "LightX2V 4-step LoRA"
 
 
@@ -123,14 +125,14 @@ def patch_for_data_row(workflow: dict, row: Row, video_name: str, folder: str,
         if value is not None:
             clips[key] = value
     set_prompts(wf, row)
-    for k in find(wf, class_type="SwiftI2VStageTransition"):
+    for k in find(wf, class_type=DEGRADERS):
         if row.seed is not None:
             wf[k]["inputs"]["seed"] = row.seed
         if row.synthesize is not None:                    # the row's own: all or none
             wf[k]["inputs"]["synthesize_fraction"] = 1.0 if row.synthesize else 0.0
         elif defaults.get("synthesize_fraction") is not None:
             wf[k]["inputs"]["synthesize_fraction"] = float(defaults["synthesize_fraction"])
-    for k in find(wf, class_type=("SwiftI2VStageTransition", "SwiftI2VStage1SampleWriter")):
+    for k in find(wf, class_type=(*DEGRADERS, "SwiftI2VStage1SampleWriter")):
         for key in ("width", "height"):
             if getattr(row, key) is not None:
                 wf[k]["inputs"][key] = getattr(row, key)

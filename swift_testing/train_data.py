@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from swift_core import hybrid_reference
+from swift_core.degrade import stage1_like
 from swift_core.reference import stage1_image
 from swift_core.samples import write_sample
 
@@ -54,21 +55,6 @@ def encode(frames: torch.Tensor) -> torch.Tensor:
 def panned_clip(img, frames=17, size=64, dx=3, dy=1, x0=20, y0=30) -> torch.Tensor:
     return torch.stack([img[y0 + i * dy:y0 + i * dy + size, x0 + i * dx:x0 + i * dx + size]
                         for i in range(frames)])
-
-
-def stage1_like(low: torch.Tensor, gen: torch.Generator, noise: float = 0.3,
-                flicker: float = 0.15) -> torch.Tensor:
-    """Low-res frames [F, h, w, 3] degraded the way Stage I degrades them: blurred (a 3x3
-    binomial filter: lost detail), with residual noise (``noise``: pixel standard deviation) and
-    a per-frame brightness flicker (``flicker``: standard deviation of the gain)."""
-    f = low.permute(0, 3, 1, 2)
-    k = torch.tensor([1.0, 2.0, 1.0])
-    k = (k[:, None] * k[None]) / 16
-    f = F.conv2d(F.pad(f, (1, 1, 1, 1), mode="replicate"), k.expand(3, 1, 3, 3).contiguous(),
-                 groups=3)
-    gain = 1 + flicker * torch.randn(f.shape[0], 1, 1, 1, generator=gen)
-    f = f * gain + noise * torch.randn(f.shape, generator=gen)
-    return f.clamp(0, 1).permute(0, 2, 3, 1)
 
 
 def make_dataset(folder: Path, count: int = 6, frames: int = 17, size: int = 64,

@@ -99,6 +99,24 @@ def split(folders: list[list[str]], val_count: int,
     return [f for f in files if src[f] not in held], [f for f in files if src[f] in held]
 
 
+def held_out(folders: list[list[str]], val_count: int, val_data: str | None,
+             source=sample_source) -> tuple[list[str], list[str]]:
+    """(train files, held-out files): whole videos of the data held out (``--val-count``), or
+    the samples of another folder (``--val-data``), refused by name when one of its videos is
+    in the training data too."""
+    if not val_data:
+        return split(folders, val_count, source)
+    if val_count:
+        raise ValueError(f"--val-count {val_count} and --val-data {val_data!r}: give one")
+    train, val = [f for fs in folders for f in fs], sample_files(val_data)
+    both = {source(f) for f in train} & {source(f) for f in val}
+    if both:
+        raise ValueError(f"--val-data {val_data!r}: video(s) {', '.join(sorted(both))} are in "
+                         "the training data too (by their 'source'); held-out footage must be "
+                         "footage the model never sees")
+    return train, val
+
+
 def data_source(text: str) -> tuple[str, float]:
     """``--data FOLDER`` or ``--data FOLDER:WEIGHT``."""
     folder, sep, weight = text.rpartition(":")

@@ -66,7 +66,11 @@ def add_loop_args(ap: argparse.ArgumentParser, *, steps: int, lr: float, save_ev
     ap.add_argument("--sync-save", action="store_true",
                     help="write checkpoints in the foreground (default: dcp.async_save)")
     ap.add_argument("--val-every", type=int, default=0, help="validate every N steps (0 = never)")
-    ap.add_argument("--val-count", type=int, default=0, help="samples held out for validation")
+    ap.add_argument("--val-count", type=int, default=0,
+                    help="hold out whole videos of --data, at least this many samples")
+    ap.add_argument("--val-data", default=None, metavar="FOLDER",
+                    help="held-out samples of other footage (instead of --val-count); a video "
+                         "in both is refused")
     ap.add_argument("--no-progress", action="store_true")
     # tests only: these steps get a NaN loss / an inf in one gradient
     ap.add_argument("--inject-nonfinite", type=steps_set, default=set(), help=argparse.SUPPRESS)

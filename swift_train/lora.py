@@ -23,7 +23,7 @@ from swift_core.schedule import WAN_SHIFT, WEIGHTINGS
 from swift_core.stage1_samples import read_stage1_meta, read_stage1_sample
 from swift_core.training import i2v_training_loss, i2v_x0_error
 
-from .data import Order, SampleFolder, sample_files, split, step_generator
+from .data import Order, SampleFolder, held_out, sample_files, step_generator
 from .loop import OneLineParser, Trainer, add_loop_args, check_loop_args
 from .model import check_base, load_wan, tiny_i2v_config
 from .train import device_mesh, launch, setup, write_config
@@ -80,7 +80,7 @@ def check_args(args) -> tuple[list[str], list[str]]:
     check_base(args.base)
     files = sample_files(args.data)
     check_sizes(files, args.size)
-    return split([files], args.val_count)
+    return held_out([files], args.val_count, args.val_data)
 
 
 def stage1_tensors(path: str) -> dict:

@@ -316,6 +316,30 @@ def graph_training_data() -> list[dict]:
     ]
 
 
+def graph_training_data_standin() -> list[dict]:
+    """Stage II training data without a Stage I model (API only, for ``python -m swift_batch
+    --data --stand-in``): one video's clips -> Stage I Stand-in (blur, noise, flicker) ->
+    Training Sample Writer."""
+    s1x = 40
+    return [
+        *[n for n in common_inputs(s1x, 320, 420) if n["type"] not in ("LoadImage", "VAELoader")
+          and n["title"] != "Negative Prompt"],
+        node(12, "VAELoader", [s1x, 780], [380, 58], {"vae_name": MODELS["vae2"][0]},
+             title="Load Stage II VAE (Wan 2.2)", model="vae2"),
+        *[n for n in clip_inputs() if n["type"] == "SwiftI2VLoadClips"],
+        node(36, "SwiftI2VStage1StandIn", [940, 80], [400, 360],
+             {"width": 2560, "height": 1408, "crop": "center", "blur": 1, "noise": 0.3,
+              "flicker": 0.4, "synthesize_fraction": 0.5, "seed": 42},
+             {"clip": (30, 0), "name": (30, 2), "start": (30, 1)}, title="Stage I Stand-in"),
+        node(33, "SwiftI2VSampleWriter", [1400, 80], [400, 420],
+             {"crop": "center", "folder": "swifti2v_data", "dtype": "bfloat16",
+              "tile_size": 0, "overlap": 64, "blocks_per_chunk": 2},
+             {"clip": (30, 0), "low_res": (36, 0), "positive": (7, 0), "vae": (12, 0),
+              "width": (36, 1), "height": (36, 2), "info": (36, 3), "start": (30, 1),
+              "name": (30, 2)}, title="Training Sample Writer"),
+    ]
+
+
 def graph_stage1_data() -> list[dict]:
     """Stage I LoRA training data (API only, for ``python -m swift_batch --data --stage1``): one
     video's clips -> Stage I Sample Writer (the clip at the Stage I size of the 2K target)."""
@@ -370,6 +394,7 @@ OUTPUT_NODES = {"SaveVideo", "PreviewImage", "SaveImage"}
 
 #: API-only workflows (not templates): name -> graph
 API_ONLY = {"swifti2v_training_data": graph_training_data,
+            "swifti2v_training_data_standin": graph_training_data_standin,
             "swifti2v_stage1_data": graph_stage1_data}
 
 

@@ -246,3 +246,36 @@ def test_batch_client_makes_data_over_a_csv_and_resumes(server, tmp_path, capsys
     torchrun(1, "--data", out, "--out", tmp_path / "run", "--steps", 2, "--save-every", 2,
              "--precision", "fp32", "--no-progress")
     assert (tmp_path / "run" / "checkpoints" / "latest").read_text() == "step_00000002"
+
+
+def test_stand_in_workflow_makes_samples_without_a_stage1_model(server, tmp_path, capsys):
+    """No Stage I at hand: ``--data --stand-in`` runs the bundled stand-in workflow (Load Clips
+    -> Stage I Stand-in -> Sample Writer; no Wan 2.1 model in it). The clip drawn to be degraded
+    (walk at 0, by the stable hash) gets a reference much further from its target than the
+    plain clip (walk at 8), each with its own seed, and both record how they were made."""
+    from swift_batch.__main__ import main as batch_main
+    from swift_testing.comfy_host.graphs import TINY, tiny_api_workflow
+    panned_video(server.input / "astronaut.png", tmp_path / "walk.mp4", frames=26, step=3)
+    (tmp_path / "rows.csv").write_text("video,caption\nwalk.mp4,an astronaut\n")
+    wf = tiny_api_workflow(tmp_path / "wf.json", "swifti2v_training_data_standin")
+    assert "SwiftI2VStageTransition" not in wf.read_text() and "UNETLoader" not in wf.read_text()
+    out = tmp_path / "data"
+    assert batch_main([
+        "--data", "--stand-in", "--rows", str(tmp_path / "rows.csv"), "--out", str(out),
+        "--server", server.url, "--workflow", str(wf), "--no-progress", "--stride", "8",
+        "--clips", "2", "--set", f"12.vae_name={TINY['vae2']}", "--set", "30.length=17",
+        "--set", "Stage I Stand-in.width=96", "--set", "Stage I Stand-in.height=64",
+        "--set", "Training Sample Writer.dtype=float32", "--timeout", "900"]) == 0, \
+        capsys.readouterr().err
+    files = sorted(out.glob("walk/*.safetensors"))
+    assert [p.name for p in files] == ["walk_000000.safetensors", "walk_000008.safetensors"]
+    errors = {}
+    for p in files:
+        s = read_sample(str(p))
+        start = int(s.meta["start"])
+        assert s.meta["strength_reading"] == "stand_in" and s.meta["steps"] == "0"
+        assert s.meta["seed"] == str(clip_seed(42, "walk", start))
+        assert s.meta["synthesized"] == str(clip_synthesized(0.5, "walk", start)).lower()
+        errors[s.meta["synthesized"]] = float(((s.reference - s.x0)[:, 1:] ** 2).mean()
+                                              / (s.x0[:, 1:] ** 2).mean())
+    assert errors["true"] > 1.5 * errors["false"], errors
