@@ -26,8 +26,7 @@ from swift_core.training import PAIRS, csg_training_loss
 from .data import (Order, SampleFolder, WeightedOrder, Windows, check_one_size, data_source,
                    held_out, sample_files)
 from .loop import OneLineParser, Trainer, add_loop_args, check_loop_args, refuse
-from .model import (check_base, empty_like_config, load_wan, rope_tables,
-                    widen_patch_embedding)
+from .model import check_base, empty_like_config, rope_tables
 
 
 def parse_pairs(text: str) -> tuple[tuple[int, int], ...]:
@@ -109,25 +108,25 @@ def setup(seed: int = 0):
 
 
 def build_model(args, device, world):
-    """Rank 0 alone reads the base (and widens it); every rank builds the model on the meta
-    device, shards it (FSDP2, or HSDP), and receives its shards of rank 0's weights by broadcast
-    (``set_model_state_dict(..., broadcast_from_rank0=True)``): one read of the base per run."""
+    """Every rank builds the model on the meta device and shards it (FSDP2, or HSDP); rank 0
+    alone reads the base, one transformer block at a time in the file's own dtype
+    (:mod:`swift_train.base_stream`), and broadcasts it (``set_model_state_dict(...,
+    broadcast_from_rank0=True)``), each rank keeping its fp32 shards: rank 0 never holds the
+    whole model, and the base is read once per run."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    full, config = {}, [None]
+    from .base_stream import BaseSource, key_groups
+
+    source, config = None, [None]
     if dist.get_rank() == 0:
-        base = load_wan(args.base, torch.float32, seed=args.seed)
-        if base.config.in_channels == 48:
-            widen_patch_embedding(base)
-        config[0] = dict(base.config)
-        full = base.state_dict()
-        del base
+        source = BaseSource(args.base, seed=args.seed)
+        config[0] = source.config
     dist.broadcast_object_list(config, src=0)
     if config[0]["in_channels"] != 96:
         raise ValueError(f"--base: the model takes {config[0]['in_channels']} input channels; "
                          "expected 48 (Wan2.2-TI2V-5B, widened here) or 96 (a SwiftI2V model)")
-    model = empty_like_config({k: v for k, v in config[0].items() if not k.startswith("_")})
+    model = empty_like_config(config[0])
     if args.grad_checkpointing:
         model.enable_gradient_checkpointing()
     mesh = device_mesh(device, world, args.replicas)
@@ -139,8 +138,11 @@ def build_model(args, device, world):
     model.to_empty(device=device)
     rope_tables(model, force=True)
     model.rope.to(device)
-    set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True,
-                                                               broadcast_from_rank0=True))
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False)
+    for keys in key_groups(model.state_dict()):
+        part = source.read(keys) if source is not None else {}
+        set_model_state_dict(model, part, options=options)
+        del part
     return model
 
 
