@@ -62,12 +62,30 @@ def choose_m(budget: int, cfg: WanDiTConfig, num_blocks: int, latent_h: int, lat
                        f"blocks at {size} needs about {_gib(need(m))} ({_gib(int(need(m) * margin))} "
                        f"with the x{margin} margin) of the {_gib(budget)} free on {where}{why}")
     blocks = max_window_blocks(num_blocks, 1, n)
+    fits = largest_size(lambda h, w: int(scale * window_activation_bytes(
+        cfg, blocks, h, w, batch=batch, dtype_bytes=dtype_bytes)) * margin <= budget,
+        latent_h, latent_w)
+    fitting = (f" (at most {fits[1] * WAN22_SPATIAL}x{fits[0] * WAN22_SPATIAL} with this "
+               "aspect fits)" if fits else "")
     raise SwiftInputError(
         f"m=auto: even m=1 (a window of {blocks} latent blocks at {size}) needs about "
         f"{_gib(int(need(1) * margin))} with the x{margin} margin, but {_gib(budget)} is free on "
-        f"{where}; lower the size (width/height)" + (f", n (now {n})" if n else "")
+        f"{where}; lower the size (width/height){fitting}" + (f", n (now {n})" if n else "")
         + (", or set cfg to 1 (one pass per step)" if batch > 1 else "")
         + ", or free the device (close other programs)")
+
+
+def largest_size(fits, latent_h: int, latent_w: int) -> tuple[int, int] | None:
+    """The largest (latent_h, latent_w) of the same aspect, in steps of 2 latent pixels (32 px:
+    the pack's size rule), for which ``fits(h, w)``; None when not even the smallest does."""
+    best = None
+    for k in range(1, max(latent_h, latent_w) // 2 + 1):
+        f = k * 2 / max(latent_h, latent_w)
+        h, w = max(2, round(latent_h * f / 2) * 2), max(2, round(latent_w * f / 2) * 2)
+        if h > latent_h or w > latent_w or not fits(h, w):
+            break
+        best = (h, w)
+    return best
 
 
 def choose_tile(budget: int, frame_h: int, frame_w: int, *, decode: bool = True,

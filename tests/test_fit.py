@@ -49,6 +49,24 @@ def test_refusal_names_what_to_lower():
     assert msg.startswith("m=auto") and "cuda:0" in msg and "n (now 2)" in msg and "cfg to 1" in msg
 
 
+def test_refusal_below_m1_names_the_largest_size_that_fits():
+    """Below the floor that keeps temporal context (M = 1) the run is refused, never planned
+    degenerate, naming the largest size of the same aspect (multiples of 32) whose M = 1 window
+    fits: that size then plans, the next size up does not."""
+    import re
+    budget = GIB // 2
+    with pytest.raises(SwiftInputError) as e:
+        choose_m(budget, WAN22_TI2V_5B, T, LH, LW, 1)
+    w, h = map(int, re.search(r"at most (\d+)x(\d+) with this aspect fits", str(e.value)).groups())
+    assert w % 32 == 0 and h % 32 == 0 and w < LW * 16 and abs(w / h - LW / LH) < 0.05
+    assert choose_m(budget, WAN22_TI2V_5B, T, h // 16, w // 16, 1).value >= 1
+    with pytest.raises(SwiftInputError):
+        choose_m(budget, WAN22_TI2V_5B, T, h // 16 + 2, w // 16 + 4, 1)
+    with pytest.raises(SwiftInputError) as e:          # nothing fits: no size is promised
+        choose_m(1, WAN22_TI2V_5B, T, LH, LW, 1)
+    assert "at most" not in str(e.value)
+
+
 def test_tile_choice_is_largest_fitting_and_monotone():
     h, w = 1408, 2560
     last = 0
