@@ -27,13 +27,20 @@ PHOTO = ROOT / "tests" / "data" / "astronaut_192.png"
 
 def torchrun(nproc: int, *args, module: str = "swift_train.train", timeout: float = 600):
     """``torchrun --nproc_per_node N -m swift_train.train ARGS`` (gloo on CPU); asserts success."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-           "--master_port", str(29_500 + (os.getpid() + nproc) % 1000), "-m", module,
-           *map(str, args)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           str(nproc), "-m", module, *map(str, args)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                        env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
     assert r.returncode == 0, r.stderr[-4000:]
     return r
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 free now (for a process group of one rank started by hand)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def photo() -> torch.Tensor:

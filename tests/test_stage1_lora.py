@@ -13,7 +13,8 @@ pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 from swift_core.stage1_samples import read_stage1_sample  # noqa: E402
 
-from swift_testing.train_data import make_dataset, make_stage1_dataset, torchrun  # noqa: E402
+from swift_testing.train_data import (free_port, make_dataset, make_stage1_dataset,  # noqa: E402
+                                     torchrun)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32x32", "--precision", "fp32", "--no-progress"]
@@ -182,7 +183,7 @@ def failing(*args) -> str:
     cmd = [sys.executable, "-m", "swift_train.lora", *map(str, args)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(ROOT), RANK="0", WORLD_SIZE="1",
-                                MASTER_ADDR="127.0.0.1", MASTER_PORT="29731"))
+                                MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port())))
     assert r.returncode != 0
     return r.stderr
 
@@ -192,7 +193,7 @@ def refused(module: str, out: Path, *args) -> str:
     r = subprocess.run([sys.executable, "-m", module, "--out", str(out), *map(str, args)],
                        cwd=ROOT, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(ROOT), RANK="0", WORLD_SIZE="1",
-                                MASTER_ADDR="127.0.0.1", MASTER_PORT="29733"))
+                                MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port())))
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert not out.exists()

@@ -26,3 +26,11 @@ def pytest_generate_tests(metafunc):
     for arg, key in (("sampler_name", 0), ("scheduler_name", 1)):
         if arg in metafunc.fixturenames:
             metafunc.parametrize(arg, comfy_sampling_names()[key])
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``-n``), every host test goes to one worker: one ComfyUI server for
+    them all, never two host tests at once (``--dist loadgroup``)."""
+    for item in items:
+        if "tests/host/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.xdist_group("comfyui"))
