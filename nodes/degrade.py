@@ -7,7 +7,8 @@ from ..swift_core.degrade import degrade_clip
 from ..swift_core.reference import stage1_image
 from ..swift_core.transition import clip_seed, clip_synthesized
 from .bridge import checks, run_card
-from .types import CATEGORY, SIZE_RULES, TransitionInfo, size_inputs, validate
+from .types import (CATEGORY, SIZE_RULES, clip_identity_inputs, low_res_outputs,
+                    size_inputs, validate)
 
 
 class SwiftI2VStage1StandIn(io.ComfyNode):
@@ -39,21 +40,9 @@ class SwiftI2VStage1StandIn(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff,
                              tooltip="Seed of the degradation; each clip draws its own from it, "
                                      "its video name and start."),
-                io.String.Input("name", default="clip", optional=True,
-                                tooltip="The clip's video name (link Load Clips' name)."),
-                io.Int.Input("start", default=0, min=0, max=1_000_000, optional=True,
-                             tooltip="The clip's first frame in its video (link Load Clips' "
-                                     "start)."),
+                *clip_identity_inputs("The clip's video name (link Load Clips' name)."),
             ],
-            outputs=[
-                io.Image.Output("low_res", display_name="low_res",
-                                tooltip="The Stage-I-like clip (W/4 x H/4)."),
-                io.Int.Output("target_width", display_name="width", tooltip="The target width."),
-                io.Int.Output("target_height", display_name="height",
-                              tooltip="The target height."),
-                TransitionInfo.Output("info", display_name="info",
-                                      tooltip="The clip's seed and kind, for the Sample Writer."),
-            ],
+            outputs=low_res_outputs("The clip's seed and kind, for the Sample Writer."),
         )
 
     RULES = SIZE_RULES

@@ -6,7 +6,8 @@ from ..swift_core.reference import stage1_image
 from ..swift_core.rules import STRENGTH_READINGS, check_strength, check_transition_steps
 from ..swift_core.transition import clip_seed, clip_synthesized
 from .bridge import checks, fits, run_card, stage1, vae_protocol
-from .types import CATEGORY, SIZE_RULES, TransitionInfo, sampling_inputs, size_inputs, validate
+from .types import (CATEGORY, SIZE_RULES, clip_identity_inputs, low_res_outputs,
+                    sampling_inputs, size_inputs, validate)
 
 
 def transition_inputs():
@@ -59,23 +60,11 @@ class SwiftI2VStageTransition(io.ComfyNode):
                 io.ClipVisionOutput.Input("clip_vision_output", optional=True,
                                           tooltip="CLIP Vision Encode of the clip's first frame, "
                                                   "as for the Stage I Sampler."),
-                io.String.Input("name", default="clip", optional=True,
-                                tooltip="The clip's video name (link Load Clips' name): with "
-                                        "start, it picks the clip's noise and kind."),
-                io.Int.Input("start", default=0, min=0, max=1_000_000, optional=True,
-                             tooltip="The clip's first frame in its video (link Load Clips' "
-                                     "start)."),
+                *clip_identity_inputs("The clip's video name (link Load Clips' name): with "
+                                      "start, it picks the clip's noise and kind."),
             ],
-            outputs=[
-                io.Image.Output("low_res", display_name="low_res",
-                                tooltip="The Stage-I-like clip (W/4 x H/4)."),
-                io.Int.Output("target_width", display_name="width", tooltip="The target width."),
-                io.Int.Output("target_height", display_name="height",
-                              tooltip="The target height."),
-                TransitionInfo.Output("info", display_name="info",
-                                      tooltip="s, its start sigma, k, the clip's seed and kind, "
-                                              "for the Sample Writer."),
-            ],
+            outputs=low_res_outputs("s, its start sigma, k, the clip's seed and kind, for the "
+                                    "Sample Writer."),
         )
 
     RULES = SIZE_RULES | {"strength": check_strength, "steps": check_transition_steps}

@@ -102,3 +102,23 @@ def sampling_inputs(default_steps: int = 4):
         io.Combo.Input("scheduler", options=SCHEDULER_NAMES, default="simple",
                        tooltip="ComfyUI scheduler; the model's own shift is applied."),
     ]
+
+
+def clip_identity_inputs(name_tooltip: str):
+    """The clip's video name and start (linked from Load Clips): its seed and kind come from them."""
+    return [
+        io.String.Input("name", default="clip", optional=True, tooltip=name_tooltip),
+        io.Int.Input("start", default=0, min=0, max=1_000_000, optional=True,
+                     tooltip="The clip's first frame in its video (link Load Clips' start)."),
+    ]
+
+
+def low_res_outputs(info_tooltip: str):
+    """What makes a clip's low-res version (Stage Transition, Stage I Stand-in) hands on."""
+    return [
+        io.Image.Output("low_res", display_name="low_res",
+                        tooltip="The Stage-I-like clip (W/4 x H/4)."),
+        io.Int.Output("target_width", display_name="width", tooltip="The target width."),
+        io.Int.Output("target_height", display_name="height", tooltip="The target height."),
+        TransitionInfo.Output("info", display_name="info", tooltip=info_tooltip),
+    ]
