@@ -19,7 +19,9 @@ class SwiftI2VStage1Sampler(io.ComfyNode):
                         "WanImageToVideo does, then decodes it.",
             inputs=[
                 io.Model.Input("model", tooltip="Wan 2.1 I2V 14B (480P) from Load Diffusion Model, "
-                                                "with the LightX2V 4-step LoRA applied."),
+                                                "with the LightX2V 4-step LoRA applied. Videos "
+                                                "longer than 81 frames: patch it with core's Wan "
+                                                "Context Windows node (81 frames a window)."),
                 io.Conditioning.Input("positive", tooltip="Prompt (umt5 text encoder)."),
                 io.Conditioning.Input("negative", tooltip="Negative prompt (used when cfg > 1)."),
                 io.Vae.Input("vae", tooltip="Stage I VAE: wan_2.1_vae.safetensors (16 channels)."),

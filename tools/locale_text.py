@@ -64,7 +64,7 @@ NODES = {"zh": {
     "SwiftI2VStage1Sampler": (
         "SwiftI2V 第一阶段采样器",
         "第一阶段：用 Wan 2.1 I2V 模型生成低分辨率运动参考（W/4 x H/4），以 ComfyUI 的 WanImageToVideo 的方式用输入图像作条件，然后解码。",
-        {"model": (None, "Wan 2.1 I2V 14B（480P），由“加载扩散模型”载入，并应用 LightX2V 4 步 LoRA。"),
+        {"model": (None, "Wan 2.1 I2V 14B（480P），由“加载扩散模型”载入，并应用 LightX2V 4 步 LoRA。超过 81 帧的视频：先用 core 的 Wan 上下文窗口节点修补它（每个窗口 81 帧）。"),
          "vae": (None, "第一阶段 VAE：wan_2.1_vae.safetensors（16 通道）。"),
          "image": (None, "高分辨率输入图像（第一帧）。")},
         [("低分辨率", "第一阶段的帧（W/4 x H/4）。"), ("潜变量", "第一阶段的潜变量。"),
@@ -181,7 +181,7 @@ NODES = {"zh": {
     "SwiftI2VStage1Sampler": (
         "SwiftI2V ステージ I サンプラー",
         "ステージ I：Wan 2.1 I2V モデルで低解像度のモーション参照（W/4 x H/4）を生成する。入力画像による条件付けは ComfyUI の WanImageToVideo と同じ。その後デコードする。",
-        {"model": (None, "Wan 2.1 I2V 14B（480P）を「拡散モデルを読み込む」で読み込み、LightX2V 4 ステップ LoRA を適用したもの。"),
+        {"model": (None, "Wan 2.1 I2V 14B（480P）を「拡散モデルを読み込む」で読み込み、LightX2V 4 ステップ LoRA を適用したもの。81 フレームを超える動画：core の Wan コンテキストウィンドウノードでパッチする（1 ウィンドウ 81 フレーム）。"),
          "vae": (None, "ステージ I の VAE：wan_2.1_vae.safetensors（16 チャンネル）。"),
          "image": (None, "高解像度の入力画像（最初のフレーム）。")},
         [("低解像度", "ステージ I のフレーム（W/4 x H/4）。"), ("潜在", "ステージ I の潜在。"),
