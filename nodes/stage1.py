@@ -3,7 +3,7 @@ from comfy_api.latest import io
 
 from ..swift_core import check_frames, size_from_image
 from ..swift_core.reference import stage1_image
-from .bridge import checks, fits, run_card, stage1, vae_protocol
+from .bridge import checks, context_windows, fits, run_card, stage1, vae_protocol
 from .types import CATEGORY, SIZE_RULES, sampling_inputs, size_inputs, validate
 
 
@@ -60,6 +60,7 @@ class SwiftI2VStage1Sampler(io.ComfyNode):
         size = size_from_image(image.shape[2], image.shape[1], width, height, length, "length")
         checks.check_stage1_vae(vae)
         checks.check_stage1_model(model, vae)
+        context_windows.check_stage1_windows(model, size.blocks)
         w1, h1 = size.stage1
         fits.check_stage1_fits(model, size, cfg)
         small = stage1_image(image[:1, ..., :3], size.width, size.height, crop=crop)

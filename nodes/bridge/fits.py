@@ -16,6 +16,7 @@ from ...swift_core.memory import (WanDiTConfig, check_fits, frames_bytes, max_wi
                                   window_activation_bytes)
 from ...swift_core.rules import TEMPORAL_STRIDE, WAN22_SPATIAL
 from .checks import diffusion_model
+from .context_windows import forward_blocks
 
 
 def check_host_fits(need_bytes: int, **message) -> None:
@@ -60,9 +61,11 @@ def check_stage1_fits(model, size, cfg: float) -> None:
     advice = "use fewer frames (length) or a smaller size (width/height)"
     check_host_fits(2 * frames_bytes(size.frames, w1, h1), inputs=inputs,
                     what=f"Stage I's {size.frames} frames of {w1}x{h1}", advice=advice)
-    check_activations_fit(model, size.blocks, h1 // 8, w1 // 8, cfg, inputs=inputs,
-                          what=f"one Stage I forward over {size.blocks} latent frames",
-                          advice=advice)
+    blocks = forward_blocks(model, size.blocks)        # one context window, where core cuts them
+    check_activations_fit(model, blocks, h1 // 8, w1 // 8, cfg, inputs=inputs,
+                          what=f"one Stage I forward over {blocks} latent frames",
+                          advice=advice + ("" if blocks < size.blocks else
+                                           ", or put core's Wan Context Windows on the model"))
 
 
 def check_window_fits(model, latent_shape, m: int, n: int, cfg: float) -> None:
