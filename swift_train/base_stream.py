@@ -14,7 +14,7 @@ import re
 
 import torch
 
-from .model import COMFY_PREFIXES, comfy_to_diffusers, config_from_state_dict, load_wan
+from .model import as_diffusers, config_from_state_dict, load_wan, widened_patch_weight
 
 #: the in_channels of the Stage II model (latent + reference)
 STAGE2_CHANNELS = 96
@@ -45,9 +45,7 @@ class BaseSource:
                 out = {k: f.get_tensor(self.file_keys[k]) for k in keys}
         w = out.get("patch_embedding.weight")
         if w is not None and w.shape[1] < self.config["in_channels"]:
-            pad = torch.zeros(w.shape[0], self.config["in_channels"] - w.shape[1], *w.shape[2:],
-                              dtype=w.dtype)
-            out["patch_embedding.weight"] = torch.cat([w, pad], dim=1)
+            out["patch_embedding.weight"] = widened_patch_weight(w, self.config["in_channels"])
         return out
 
 
@@ -57,10 +55,7 @@ def _index_file(path: str) -> tuple[str, dict, dict]:
     with safe_open(path, framework="pt") as f:
         meta = {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}
     origin = {id(v): k for k, v in meta.items()}
-    sd = dict(meta)
-    if "patch_embedding.weight" not in sd or "blocks.0.self_attn.q.weight" in sd or any(
-            k.startswith(COMFY_PREFIXES) for k in sd):
-        sd = comfy_to_diffusers(sd)
+    sd = as_diffusers(dict(meta))
     try:
         keys = {k: origin[id(v)] for k, v in sd.items()}
     except KeyError:

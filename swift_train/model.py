@@ -32,6 +32,15 @@ def config_from_state_dict(sd: dict) -> dict:
                 rope_max_seq_len=1024)
 
 
+def as_diffusers(sd: dict) -> dict:
+    """A Wan state dict in diffusers' keys: converted when it is in the original Wan layout
+    (ComfyUI's repackaged files), as it is otherwise."""
+    if "patch_embedding.weight" not in sd or "blocks.0.self_attn.q.weight" in sd or any(
+            k.startswith(COMFY_PREFIXES) for k in sd):
+        return comfy_to_diffusers(sd)
+    return sd
+
+
 def comfy_to_diffusers(sd: dict) -> dict:
     """ComfyUI's repackaged Wan file (original Wan key layout) -> diffusers keys, with diffusers'
     own single-file converter."""
@@ -93,10 +102,7 @@ def load_wan(base: str, dtype=torch.float32, seed: int = 0, tiny: dict | None = 
         raise FileNotFoundError(f"--base {base!r}: no such file or folder (give 'tiny', a "
                                 "diffusers folder or a .safetensors file)")
     from safetensors.torch import load_file
-    sd = load_file(base)
-    if "patch_embedding.weight" not in sd or "blocks.0.self_attn.q.weight" in sd or any(
-            k.startswith(COMFY_PREFIXES) for k in sd):
-        sd = comfy_to_diffusers(sd)
+    sd = as_diffusers(load_file(base))
     with torch.device("meta"):
         model = cls(**config_from_state_dict(sd))
     model.load_state_dict(sd, strict=True, assign=True)
@@ -119,6 +125,14 @@ def empty_like_config(config: dict):
         return _wan_class()(**config)
 
 
+def widened_patch_weight(weight: torch.Tensor, channels: int) -> torch.Tensor:
+    """A patch embedding's weight [dim, C, ...] with zero input channels added up to
+    ``channels``: the model then ignores what they carry."""
+    pad = torch.zeros(weight.shape[0], channels - weight.shape[1], *weight.shape[2:],
+                      dtype=weight.dtype, device=weight.device)
+    return torch.cat([weight, pad], dim=1)
+
+
 def widen_patch_embedding(model, extra: int = 48):
     """Patch embedding 48 -> 48 + ``extra`` input channels: the first copied, the new zero, so
     the widened model equals the base whatever the reference (paper App. B.1)."""
@@ -127,8 +141,7 @@ def widen_patch_embedding(model, extra: int = 48):
                           old.stride, old.padding, bias=old.bias is not None,
                           device=old.weight.device, dtype=old.weight.dtype)
     with torch.no_grad():
-        new.weight.zero_()
-        new.weight[:, :old.in_channels] = old.weight
+        new.weight.copy_(widened_patch_weight(old.weight, old.in_channels + extra))
         if old.bias is not None:
             new.bias.copy_(old.bias)
     model.patch_embedding = new

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from collections import defaultdict
+from contextlib import nullcontext
 
 from torch.distributed.tensor.debug import CommDebugMode
 
@@ -101,7 +102,7 @@ def trace_step(config: dict, width: int, height: int, m: int, n: int, world: int
         with tracker:
             for step in range(2):
                 opt.zero_grad()
-                with comm if step == 1 else _nothing():
+                with comm if step == 1 else nullcontext():
                     out = model(x, t, context, return_dict=False)[0]
                     out.float().square().mean().backward()
                 opt.step()
@@ -117,14 +118,6 @@ def trace_step(config: dict, width: int, height: int, m: int, n: int, world: int
             "params": params, "block_params": block_params, "traced_total": kind["Total"],
             "traced_state": state, "traced_activations": acts,
             "traced_gathered": kind["Total"] - state - acts, "comm_bytes": comm.totals()}
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def fsdp2_comm_bytes(params: int, block_params: int) -> dict:

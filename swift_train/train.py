@@ -283,7 +283,8 @@ class Stage2Task:
 
     def describe(self, items: list[dict]) -> dict:
         pair = items[0]["pair"]
-        return {"window": f"{pair[0]}x{pair[1]}", "latent": "x".join(map(str, latent_size(items[0]))),
+        return {"window": f"{pair[0]}x{pair[1]}",
+                "latent": "x".join(map(str, latent_size(items[0]))),
                 "bytes_read": sum(it["bytes"] for it in items)}
 
     def validate(self) -> dict:
