@@ -60,7 +60,7 @@ class SwiftI2VStage1Sampler(io.ComfyNode):
         size = size_from_image(image.shape[2], image.shape[1], width, height, length, "length")
         checks.check_stage1_vae(vae)
         checks.check_stage1_model(model, vae)
-        context_windows.check_stage1_windows(model, size.blocks)
+        model = context_windows.stage1_windows(model, size.blocks)
         w1, h1 = size.stage1
         fits.check_stage1_fits(model, size, cfg)
         small = stage1_image(image[:1, ..., :3], size.width, size.height, crop=crop)

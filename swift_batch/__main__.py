@@ -121,6 +121,7 @@ def usable_clients(urls: list[str], workflow: dict, out: Path, log) -> list[Comf
     found = []
     for c in clients_for(urls, out):
         try:
+            filled = c.adopt(workflow)
             missing = c.missing_node_types(workflow)
         except ComfyError as e:
             log(f"server {c.url}: {e}")
@@ -129,6 +130,9 @@ def usable_clients(urls: list[str], workflow: dict, out: Path, log) -> list[Comf
             log(f"server {c.url}: missing node types {', '.join(missing)}: install the SwiftI2V "
                 "pack (and update ComfyUI) on that server; it is left out")
             continue
+        if filled:
+            log(f"server {c.url}: the workflow leaves out inputs this ComfyUI requires; set to "
+                f"their defaults: {', '.join(filled)}")
         found.append(c)
     return found
 

@@ -43,6 +43,24 @@ def format_node_errors(body: dict) -> str:
     return "; ".join(parts) or json.dumps(body)[:500]
 
 
+def fill_defaults(prompt: dict, object_info: dict) -> tuple[dict, list[str]]:
+    """``prompt`` with every required input this ComfyUI declares, the workflow leaves out, and
+    the schema gives a default for, set to that default (a workflow saved on another ComfyUI
+    version: 0.8 added WanContextWindowsManual's required ``freenoise``); and those inputs as
+    ``id.name=value``. Nothing the workflow sets is changed."""
+    out, filled = {}, []
+    for node_id, n in prompt.items():
+        schema = (object_info.get(n.get("class_type")) or {}).get("input", {})
+        inputs = dict(n.get("inputs", {}))
+        for name, spec in (schema.get("required") or {}).items():
+            opts = spec[1] if isinstance(spec, (list, tuple)) and len(spec) > 1 else {}
+            if name not in inputs and isinstance(opts, dict) and "default" in opts:
+                inputs[name] = opts["default"]
+                filled.append(f"{node_id}.{name}={opts['default']!r}")
+        out[node_id] = {**n, "inputs": inputs}
+    return out, filled
+
+
 class ComfyClient:
     def __init__(self, url: str = "http://127.0.0.1:8188", timeout: float = 30.0,
                  client_id: Optional[str] = None):
@@ -51,6 +69,9 @@ class ComfyClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.client_id = client_id or uuid.uuid4().hex
+        #: this server's /object_info once :meth:`adopt` has read it: queued prompts then get
+        #: the defaults of required inputs they leave out (:func:`fill_defaults`)
+        self.schema: Optional[dict] = None
 
     # -- plain HTTP
     def _request(self, method: str, path: str, **kw) -> requests.Response:
@@ -74,8 +95,14 @@ class ComfyClient:
         return self._json("GET", "/object_info")
 
     def missing_node_types(self, prompt: dict) -> list[str]:
-        have = self.object_info()
+        have = self.schema or self.object_info()
         return sorted({n["class_type"] for n in prompt.values()} - set(have))
+
+    def adopt(self, prompt: dict) -> list[str]:
+        """Reads this server's node schemas, which :meth:`queue` then completes ``prompt``-like
+        workflows from; returns the inputs it will fill in ``prompt`` (``id.name=value``)."""
+        self.schema = self.object_info()
+        return fill_defaults(prompt, self.schema)[1]
 
     def queue_remaining(self) -> int:
         return int(self._json("GET", "/prompt").get("exec_info", {}).get("queue_remaining", 0))
@@ -100,6 +127,8 @@ class ComfyClient:
     def queue(self, prompt: dict, prompt_id: Optional[str] = None) -> str:
         """Queue ``prompt`` (under ``prompt_id`` when given: ComfyUI 0.3.64 and later keep a
         client's id); returns its id."""
+        if self.schema is not None:
+            prompt = fill_defaults(prompt, self.schema)[0]
         body = {"prompt": prompt, "client_id": self.client_id}
         if prompt_id is not None:
             body["prompt_id"] = prompt_id

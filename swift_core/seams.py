@@ -101,8 +101,9 @@ class SeamMeter:
         mse = (x.clamp(0, 1) - ref.clamp(0, 1)).square().mean(dim=(1, 2, 3)).clamp_min(1e-10)
         self.psnr += (-10 * torch.log10(mse)).tolist()
 
-    def summary(self, plan: tuple[Segment, ...]) -> dict:
-        """The report as plain data (JSON-ready)."""
+    def summary(self, plan: tuple[Segment, ...], windows: list[list[int]] | None = None) -> dict:
+        """The report as plain data (JSON-ready); with Stage I's context ``windows`` (latent
+        indices of each), their joins measured the same way (:func:`window_joins`)."""
         check(self.frames >= 2, "frames: the report needs at least 2 frames")
         expected = video_frames(plan[-1].current[-1] + 1)
         check(self.frames == expected,
@@ -112,20 +113,7 @@ class SeamMeter:
         other = [t for t in range(2, self.frames) if t not in bounds]   # pair (0, 1): anchor
         lengths = [last - first + 1 for first, last in segment_frames(plan)]
         lag = max(set(lengths), key=lengths.count)
-        metrics = {}
-        for name in METRICS:
-            v = torch.tensor(self.pairs[name], dtype=torch.float64)     # v[t - 1]: pair (t-1, t)
-            b = v[[t - 1 for t in bounds]] if bounds else v[:0]
-            o = v[[t - 1 for t in other]] if other else v[:0]
-            med = float(o.median()) if len(o) else 0.0
-            mad = float((o - med).abs().median()) if len(o) else 0.0
-            b_mean, o_mean = float(b.mean()) if len(b) else 0.0, float(o.mean()) if len(o) else 0.0
-            gap = (b_mean + EPS) / (o_mean + EPS)
-            stand = float((b > med + 3 * mad + EPS).double().mean()) if len(b) else 0.0
-            ac = _autocorr(v[1:], lag)                          # from pair (1, 2) on
-            metrics[name] = {"boundary": b_mean, "other": o_mean, "gap_ratio": gap,
-                             "stand_out": stand, "anchor": float(v[0]), "autocorr": ac,
-                             "flagged": bool(len(b) and gap >= GAP_FLAG and stand >= STAND_OUT)}
+        metrics = compare_pairs(self.pairs, bounds, other, lag)
         autocorr = metrics["luma_step"]["autocorr"]
         out = {"frames": self.frames, "segments": [list(s) for s in segment_frames(plan)],
                "boundaries": bounds, "metrics": metrics, "segment_length": lag,
@@ -133,11 +121,59 @@ class SeamMeter:
                "periodic": [k for k in METRICS if (metrics[k]["autocorr"] or 0) >= PERIODIC_FLAG],
                "flagged": [k for k in METRICS if metrics[k]["flagged"]],
                "series": {"luma": self.luma, **self.pairs}}
+        if windows and len(windows) > 1:
+            windows = [window_span(w) for w in windows]
+            joins = window_joins(windows, self.frames)
+            rest = [t for t in range(2, self.frames) if t not in joins]
+            out["stage1_windows"] = {
+                "windows": [[block_frame_range(w[0])[0], block_frame_range(w[-1])[1] - 1]
+                            for w in windows],
+                "joins": joins, "metrics": compare_pairs(self.pairs, joins, rest, lag)}
+            out["flagged_windows"] = [k for k in METRICS
+                                      if out["stage1_windows"]["metrics"][k]["flagged"]]
         if self.psnr:
             per = [sum(self.psnr[a:b + 1]) / (b + 1 - a) for a, b in segment_frames(plan)]
             out["fidelity_psnr"] = per
             out["fidelity_drop"] = per[0] - per[-1]
         return out
+
+
+def compare_pairs(pairs: dict, bounds: list[int], other: list[int], lag: int) -> dict:
+    """Per metric: the mean of the pairs (t-1, t) at ``bounds`` against that at ``other``
+    (``gap_ratio``), the share of ``bounds`` standing out of the others, the autocorrelation of
+    the series at ``lag``, and whether that flags a seam."""
+    metrics = {}
+    for name in METRICS:
+        v = torch.tensor(pairs[name], dtype=torch.float64)              # v[t - 1]: pair (t-1, t)
+        b = v[[t - 1 for t in bounds]] if bounds else v[:0]
+        o = v[[t - 1 for t in other]] if other else v[:0]
+        med = float(o.median()) if len(o) else 0.0
+        mad = float((o - med).abs().median()) if len(o) else 0.0
+        b_mean, o_mean = float(b.mean()) if len(b) else 0.0, float(o.mean()) if len(o) else 0.0
+        gap = (b_mean + EPS) / (o_mean + EPS)
+        stand = float((b > med + 3 * mad + EPS).double().mean()) if len(b) else 0.0
+        metrics[name] = {"boundary": b_mean, "other": o_mean, "gap_ratio": gap,
+                         "stand_out": stand, "anchor": float(v[0]), "autocorr": _autocorr(v[1:], lag),
+                         "flagged": bool(len(b) and gap >= GAP_FLAG and stand >= STAND_OUT)}
+    return metrics
+
+
+def window_span(window: list[int]) -> list[int]:
+    """A context window's latent indices in order, without a first latent frame kept in a
+    later window (core's retain-first-frame and causal fix): the stretch it samples."""
+    w = sorted(window)
+    return w[1:] if len(w) > 1 and w[0] == 0 and w[1] != 1 else w
+
+
+def window_joins(windows: list[list[int]], frames: int) -> list[int]:
+    """Frame t of each pair (t-1, t) where Stage I's context windows (lists of latent indices,
+    in order) join: where a window starts and where the one before it ends, inside the video
+    and after frame 1 (the pair from your image is the anchor)."""
+    joins = set()
+    for prev, cur in zip(windows, windows[1:]):
+        joins.add(block_frame_range(cur[0])[0])               # the next window's first frame
+        joins.add(block_frame_range(prev[-1])[1])             # the frame after the window's end
+    return sorted(t for t in joins if 2 <= t < frames)
 
 
 def _autocorr(x: torch.Tensor, lag: int):
@@ -160,7 +196,15 @@ def verdict(summary: dict) -> str:
     periodic = summary["periodic"]
     tail = (f"; repeats every {summary['segment_length']} frames ({', '.join(periodic)})"
             if periodic else "")
-    return f"{head}: boundary / other pairs {gaps}{tail}"
+    line = f"{head}: boundary / other pairs {gaps}{tail}"
+    joins = summary.get("stage1_windows")
+    if joins:
+        flagged = summary["flagged_windows"]
+        wgaps = ", ".join(f"{k} x{joins['metrics'][k]['gap_ratio']:.2f}" for k in METRICS)
+        line += (f"; {'seams' if flagged else 'no seam'} at Stage I's {len(joins['windows'])} "
+                 f"context-window joins{' (' + ', '.join(flagged) + ')' if flagged else ''}: "
+                 f"{wgaps}")
+    return line
 
 
 def video_chunks(source, name: str = "video", chunk: int = CHUNK):
@@ -180,10 +224,13 @@ def video_chunks(source, name: str = "video", chunk: int = CHUNK):
 
 
 def seam_report(chunks, plan_text: str | None = None, m: int = 3, n: int = 1, *,
-                stage1: torch.Tensor | None = None, each_chunk=None) -> dict:
+                stage1: torch.Tensor | None = None, each_chunk=None,
+                windows=None) -> dict:
     """The whole report of a video given as frame chunks: on the plan it was made with (a Stage II
     ``plan`` string, read before any frame), else on ``m`` and ``n``; with its ``verdict``.
-    ``each_chunk()`` runs before every chunk (a Cancel check)."""
+    ``each_chunk()`` runs before every chunk (a Cancel check). ``windows(blocks)``: Stage I's
+    context windows for a video of that many latent blocks (lists of latent indices), whose
+    joins the report measures too."""
     segments = read_plan(plan_text) if plan_text else None
     meter = SeamMeter(stage1=stage1)
     for frames in chunks:
@@ -195,6 +242,7 @@ def seam_report(chunks, plan_text: str | None = None, m: int = 3, n: int = 1, *,
               f"video: {meter.frames} frames is not 1 + {TEMPORAL_STRIDE}k, as a Wan video is; "
               "give the Stage II sampler's plan it was made with, or trim the video")
         segments = plan_segments(latent_blocks(meter.frames), m, n)
-    summary = meter.summary(segments)
+    blocks = segments[-1].current[-1] + 1
+    summary = meter.summary(segments, windows(blocks) if windows is not None else None)
     summary["verdict"] = verdict(summary)
     return summary

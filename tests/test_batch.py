@@ -313,3 +313,17 @@ def test_batch_records_and_describes_the_stage2_plan():
     entry = {"outputs": {"70": {"images": []}, "14": {"swifti2v_plan": [text]}}}
     assert stage2_plan(entry) == text and stage2_plan({"outputs": {}}) is None
     assert describe(text).startswith("plan m=3 n=1, 7 segments, VAE tile 1408; m=auto -> 3")
+
+
+def test_inputs_a_newer_comfyui_requires_get_its_defaults_and_nothing_else_changes():
+    from swift_batch.client import fill_defaults
+    info = {"WanContextWindowsManual": {"input": {"required": {
+        "model": ["MODEL"], "context_length": ["INT", {"default": 81}],
+        "freenoise": ["BOOLEAN", {"default": True}], "fuse_method": [["pyramid", "flat"], {}]}}}}
+    prompt = {"21": {"class_type": "WanContextWindowsManual",
+                     "inputs": {"model": ["2", 0], "context_length": 33}},
+              "9": {"class_type": "Unknown", "inputs": {"x": 1}}}
+    out, filled = fill_defaults(prompt, info)
+    assert filled == ["21.freenoise=True"]
+    assert out["21"]["inputs"] == {"model": ["2", 0], "context_length": 33, "freenoise": True}
+    assert out["9"] == prompt["9"] and "freenoise" not in prompt["21"]["inputs"]   # a copy

@@ -9,7 +9,7 @@ from swift_core import plan_segments
 from swift_core.plan import describe_plan, read_plan
 from swift_core.seam_plot import BOUNDARY, PANEL, TOP, plot, plot_x
 from swift_core.seams import (GAP_FLAG, PERIODIC_FLAG, SeamMeter, boundary_frames,
-                              segment_frames, verdict)
+                              segment_frames, verdict, window_joins, window_span)
 
 FRAMES, H, W = 81, 64, 96            # 21 latent blocks
 PLAN = plan_segments(21, 3, 1)       # 7 segments, boundaries at frames 13, 25, ..., 73
@@ -112,3 +112,36 @@ def test_plot_marks_the_boundaries():
     rows = red[TOP + 2:TOP + PANEL - 2]                    # inside the first panel
     cols = {int(c) for c in torch.nonzero(rows.float().mean(0) > 0.8).flatten()}
     assert cols == {plot_x(t - 0.5, FRAMES) for t in boundary_frames(PLAN)}
+
+
+#: Stage I at 161 frames (41 latent blocks) in core's static windows of 21 blocks, overlap 8
+LONG_PLAN = plan_segments(41, 3, 1)
+WINDOWS = [list(range(0, 21)), list(range(13, 34)), list(range(20, 41))]
+
+
+def long_report(video, windows=WINDOWS):
+    meter = SeamMeter()
+    for i in range(0, video.shape[0], 9):
+        meter.add(video[i:i + 9])
+    return meter.summary(LONG_PLAN, windows)
+
+
+def test_stage1_window_joins_are_where_the_windows_meet():
+    # window 2 starts at block 13 (frame 49), window 1 ends with block 20 (frame 80), ...
+    assert window_joins(WINDOWS, 161) == [49, 77, 81, 133]
+    # core's retain-first-frame puts block 0 in later windows: not a join
+    assert window_span([0, 13, 14, 15]) == [13, 14, 15]
+    assert window_span([0, 1, 2]) == [0, 1, 2]
+
+
+def test_a_step_at_the_window_joins_is_flagged_and_not_at_the_segment_boundaries():
+    joins = window_joins(WINDOWS, 161)
+    s = long_report(with_steps(pan(161), joins))
+    assert s["stage1_windows"]["joins"] == joins
+    assert s["stage1_windows"]["windows"] == [[0, 80], [49, 132], [77, 160]]
+    assert "luma_step" in s["flagged_windows"] and "luma_step" not in s["flagged"]
+    assert "seams at Stage I's 3 context-window joins (" in verdict(s)
+    smooth = long_report(pan(161))
+    assert smooth["flagged_windows"] == [] and "no seam at Stage I's 3" in verdict(smooth)
+    # one window: nothing to join, no section
+    assert "stage1_windows" not in long_report(pan(161), [list(range(41))])

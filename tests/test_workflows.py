@@ -28,7 +28,8 @@ def api(name):
 
 
 def test_templates_folder_holds_only_ui_workflows_and_thumbnails():
-    assert TEMPLATES == ["swifti2v_2k", "swifti2v_2k_after_wan22_a14b", "swifti2v_2k_app"]
+    assert TEMPLATES == ["swifti2v_2k", "swifti2v_2k_after_wan22_a14b", "swifti2v_2k_app",
+                         "swifti2v_2k_long"]
     # one templates folder: ComfyUI lists the *.json of each of these it finds in a pack
     for other in ("example_workflows", "example", "examples", "workflow"):
         assert not (ROOT / other).exists(), other
@@ -199,7 +200,7 @@ def test_paper_defaults_and_model_links(ui, api, name):
     if s1:                                   # the size is typed once, on the Stage I Sampler
         (s1,) = s1
         assert (s1["width"], s1["height"], s1["length"], s1["steps"], s1["cfg"]) == \
-            (2560, 1408, 81, 4, 1.0)
+            (2560, 1408, 161 if name.endswith("_long") else 81, 4, 1.0)
         stage1_id = next(k for k, v in api.items() if v["class_type"] == "SwiftI2VStage1Sampler")
         assert (ref["width"], ref["height"]) == ([stage1_id, 2], [stage1_id, 3])
     else:
@@ -287,3 +288,20 @@ def test_blueprints_are_generated_and_wired(bp_name):
     assert "SwiftI2VStage2Sampler" in types and "SwiftI2VHybridReference" in types
     assert ("SwiftI2VStage1Sampler" in types) == (bp_name == "SwiftI2V 2K")
     assert all(n["mode"] == 0 for n in sg["nodes"])           # nothing bypassed inside
+
+
+def test_long_template_runs_stage1_through_core_context_windows():
+    """161 frames; the Stage I Sampler's model comes through core's Wan Context Windows in
+    81-frame static windows (the Seam Report's stage1_model too), the 360P LoRA before them."""
+    api = json.loads((WF / "api" / "swifti2v_2k_long_api.json").read_text())
+    (cw,) = [k for k, v in api.items() if v["class_type"] == "WanContextWindowsManual"]
+    s1 = next(v for v in api.values() if v["class_type"] == "SwiftI2VStage1Sampler")["inputs"]
+    assert s1["model"] == [cw, 0] and s1["length"] == 161
+    w = api[cw]["inputs"]
+    assert (w["context_length"], w["context_schedule"]) == (81, "standard_static")
+    assert (w["context_length"] - 1) % 4 == 0 and 0 < w["context_overlap"] < w["context_length"]
+    assert api[w["model"][0]]["class_type"] == "LoraLoaderModelOnly"
+    ui = json.loads((WF / "swifti2v_2k_long.json").read_text())
+    seam = next(n for n in ui["nodes"] if n["type"] == "SwiftI2VSeamReport")
+    link = next(i["link"] for i in seam["inputs"] if i["name"] == "stage1_model")
+    assert next(lk for lk in ui["links"] if lk[0] == link)[1] == int(cw)

@@ -119,6 +119,16 @@ NOTE_A14B = model_note(
     "crop rule. **Stage II** (right) is SwiftI2V's CSG re-synthesis at 2K, anchored on your image.",
     ["high", "low", "lora_high", "lora_low", "vae1", "text", "stage2", "vae2"])
 
+NOTE_LONG = model_note(
+    "SwiftI2V 2K image-to-video, long (2560x1408, 161 frames)",
+    "The 2K template at 161 frames (10 s at 16 fps). Wan 2.1 I2V makes 81 frames at a time: core's "
+    "*Wan Context Windows* node on the Stage I model runs it in 81-frame windows overlapping by "
+    "32 frames and blends them (ComfyUI 0.8 or later; on 0.3.x the pack cuts the image "
+    "conditioning to each window itself). Stage II's CSG needs the same memory at any length. "
+    "For 321 frames set the Stage I Sampler's length to 321; the windows stay as they are. The "
+    "Seam Report (bypassed) measures the segment boundaries and where the windows join.",
+    ["stage1", "lora", "vae1", "text", "clipv", "stage2", "vae2"]) + NOTE_STAGE1_LORA
+
 
 def node(id, type, pos, size, widgets=None, links=None, title=None, model=None, color=None,
          mode=0):
@@ -143,7 +153,8 @@ def common_inputs(s1x: int, vae_y: int, clip_y: int) -> list[dict]:
     ]
 
 
-def stage2_nodes(s2x: int, low_res: tuple, image: tuple, prompts: tuple, size_from=None):
+def stage2_nodes(s2x: int, low_res: tuple, image: tuple, prompts: tuple, size_from=None,
+                 stage1_model=None):
     """Stage II, shared by the templates: loaders, Reference Builder, the CSG sampler streaming
     its video (decoded segment by segment while it runs), core's Save Video."""
     pos, neg = prompts
@@ -172,7 +183,8 @@ def stage2_nodes(s2x: int, low_res: tuple, image: tuple, prompts: tuple, size_fr
              {"filename_prefix": "video/SwiftI2V", "format": "auto", "codec": "auto"},
              {"video": (14, 1)}),
         node(20, "SwiftI2VSeamReport", [2340, 680], [560, 520], {"m": 3, "n": 1},
-             {"video": (14, 1), "plan": (14, 2), "stage1": low_res},
+             {"video": (14, 1), "plan": (14, 2), "stage1": low_res,
+              **({"stage1_model": stage1_model} if stage1_model else {})},
              title="Seam Report (un-bypass with Ctrl+B to check segment boundaries)",
              mode=BYPASS),
     ]
@@ -209,6 +221,30 @@ def graph_2k() -> list[dict]:
               "image": (6, 0), "clip_vision_output": (9, 0)}),
         *stage2_nodes(s2x, (10, 0), (6, 0), ((7, 0), (8, 0)), size_from=10),
     ]
+
+
+#: the long template: frames, and core's Wan context windows on Stage I (in frames; static
+#: windows, so the Seam Report knows where they join)
+LONG_FRAMES = 161
+LONG_WINDOWS = {"context_length": 81, "context_overlap": 32, "context_schedule": "standard_static",
+                "context_stride": 1, "closed_loop": False, "fuse_method": "pyramid"}
+
+
+def graph_2k_long() -> list[dict]:
+    """The 2K template at 161 frames: Stage I runs through core's Wan Context Windows (81-frame
+    windows overlapping by 32), Stage II's CSG is flat in length as it is."""
+    nodes = graph_2k()
+    for n in nodes:
+        if n["type"] == "SwiftI2VStage1Sampler":
+            n["widgets"]["length"] = LONG_FRAMES
+            n["links"]["model"] = (21, 0)
+        if n["type"] == "SwiftI2VSeamReport":
+            n["links"]["stage1_model"] = (21, 0)
+            n["title"] = ("Seam Report (un-bypass with Ctrl+B to check segment boundaries and "
+                          "Stage I's window joins)")
+    return nodes + [node(21, "WanContextWindowsManual", [40, 780], [380, 250],
+                         dict(LONG_WINDOWS), {"model": (19, 0)},
+                         title="Wan Context Windows (Stage I beyond 81 frames)")]
 
 
 def expert(id: int, y: int, *, high: bool, model, latent, cond: int) -> dict:
@@ -263,6 +299,11 @@ TEMPLATES = {
          [20, 0, 1340, 960], "#3f789e"),
         ("Stage II: 2K re-synthesis with CSG (Wan 2.2 TI2V 5B), streamed to the video",
          [1460, 0, 1460, 960], "#a1309b")], NOTE_2K, "Wan 2.1 I2V 14B\n640x352"),
+    "swifti2v_2k_long": (graph_2k_long, [
+        ("Stage I at 161 frames: core's Wan Context Windows, 81-frame windows overlapping by 32",
+         [20, 0, 1340, 1060], "#3f789e"),
+        ("Stage II: 2K re-synthesis with CSG (Wan 2.2 TI2V 5B), flat in length",
+         [1460, 0, 1460, 960], "#a1309b")], NOTE_LONG, "Wan 2.1 I2V 14B\n161 frames"),
     "swifti2v_2k_after_wan22_a14b": (graph_a14b, [
         ("Stage I with core nodes: Wan 2.2 I2V A14B, high + low noise experts, 640x352",
          [20, 0, 1340, 1140], "#3f789e"),

@@ -20,6 +20,7 @@ NODE_TYPES = [
     "SaveVideo", "WanImageToVideo", "KSamplerAdvanced", "ModelSamplingSD3", "VAEDecode",
     "SwiftI2VLoadClips", "SwiftI2VStageTransition", "SwiftI2VSampleWriter", "ImageFromBatch",
     "SwiftI2VStage1SampleWriter", "SwiftI2VSeamReport", "SwiftI2VStage1StandIn",
+    "WanContextWindowsManual",
 ]
 DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 #: combo inputs whose options are the files a user has: not part of the schema

@@ -1,17 +1,14 @@
 """Long videos: Stage I at 161 frames through core's Wan context windows (WanContextWindowsManual
-patching the Stage I model), the way the pack's long runs make their low-res video."""
-import pytest
+patching the Stage I model), the way the pack's long runs make their low-res video; and the
+bundled long template end to end through the batch client."""
+import json
+import shutil
+
 from safetensors.torch import load_file
 
-from swift_batch.client import PromptError
-from swift_testing.comfy_host.graphs import TINY
-
-
-def cuts_image_conditioning(client) -> bool:
-    """Whether this ComfyUI's context windows cut I2V conditioning (0.8 and later): read from
-    the version it reports, as a user would check it."""
-    version = client._json("GET", "/system_stats")["system"]["comfyui_version"]
-    return tuple(int(v) for v in version.split(".")[:2]) >= (0, 8)
+from swift_batch.__main__ import main as batch_main
+from swift_batch.state import BatchState
+from swift_testing.comfy_host.graphs import TINY, tiny_api_workflow
 
 
 def context_windows(client, model, length_frames: int, overlap_frames: int) -> dict:
@@ -57,14 +54,8 @@ def test_stage1_at_161_frames_through_core_context_windows(client, server):
         "15": {"class_type": "SwiftTestSaveTensors", "inputs": {"name": "long1",
                                                                "images": ["10", 0]}},
     }
-    if not cuts_image_conditioning(client):
-        # 0.3.x: core's windows leave Wan I2V's image latents whole (the model would fail at its
-        # first step); the sampler refuses by name before Stage I loads
-        with pytest.raises(PromptError) as e:
-            client.run(g, timeout=1800)
-        assert "core's context windows in this ComfyUI do not cut Wan I2V's image" in \
-            str(e.value) and e.value.details.get("node_id") == "10", str(e.value)
-        return
+    # on 0.3.x core's windows leave Wan I2V's image latents whole: the sampler hands the
+    # handler that cuts them to each window too (else the model fails at its first step)
     client.run(g, timeout=1800)
     out = server.output / "swifti2v_test"
     images = load_file(str(out / "long1.safetensors"))["images"]
@@ -76,3 +67,46 @@ def test_stage1_at_161_frames_through_core_context_windows(client, server):
     # one window per call (0.33 keeps the first latent frame in each window too), never all 41
     assert seen and max(seen) <= blocks + 1 and min(seen) >= blocks, seen
     assert len(seen) >= 2 * 41 // blocks, seen                     # several windows per step
+
+
+def test_long_template_makes_every_frame_and_reports_the_window_joins(server, client, tmp_path,
+                                                                       capsys):
+    """The bundled swifti2v_2k_long (tiny models, 64x64): 161 frames through core's Wan context
+    windows at the template's own 81/32, CSG Stage II, Save Video; the Seam Report (bypassed in
+    the template) wired as the template wires it measures the segment boundaries and Stage I's
+    window joins. On 0.8 the batch client fills the inputs core added since (freenoise)."""
+    frames = 161
+    shutil.copy(server.input / "astronaut.png", tmp_path / "astronaut.png")
+    (tmp_path / "rows.csv").write_text("image,prompt,seed,width,height,frames,name\n"
+                                       f"astronaut.png,a long shot,7,64,64,{frames},long\n")
+    wf = json.loads(tiny_api_workflow(tmp_path / "wf.json", "swifti2v_2k_long").read_text())
+    (cw,) = [k for k, v in wf.items() if v["class_type"] == "WanContextWindowsManual"]
+    wf["20"] = {"class_type": "SwiftI2VSeamReport", "inputs": {
+        "video": ["14", 1], "plan": ["14", 2], "stage1": ["10", 0], "stage1_model": [cw, 0],
+        "m": 3, "n": 1}}
+    (tmp_path / "wf.json").write_text(json.dumps(wf))
+    out = tmp_path / "videos"
+    args = ["--rows", str(tmp_path / "rows.csv"), "--out", str(out), "--server", server.url,
+            "--workflow", str(tmp_path / "wf.json"), "--no-progress",
+            "--set", f"1.unet_name={TINY['stage1']}",
+            "--set", "2.lora_name=tiny_lightx2v_lora.safetensors",
+            "--set", f"3.vae_name={TINY['vae1']}", "--set", f"11.unet_name={TINY['stage2_48']}",
+            "--set", f"12.vae_name={TINY['vae2']}", "--set", "14.steps=2", "--set", "10.steps=2",
+            "--timeout", "1800"]
+    assert batch_main(args) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    info = client.object_info()["WanContextWindowsManual"]["input"]["required"]
+    if "freenoise" in info:
+        assert f"set to their defaults: {cw}.freenoise=" in err, err
+    import av
+    with av.open(str(out / "long.mp4")) as c:
+        got = [f for f in c.decode(video=0)]
+    assert len(got) == frames and (got[0].width, got[0].height) == (64, 64)
+    pid = BatchState(out).rows["long"]["prompt_id"]
+    history = client._json("GET", f"/history/{pid}")[pid]["outputs"]
+    report = json.loads(history["20"]["swifti2v_seams"][0])
+    # 41 latent blocks in windows of 21 overlapping by 8: three windows, their joins measured
+    windows = report["stage1_windows"]["windows"]
+    assert windows[0][0] == 0 and windows[-1][1] == frames - 1 and len(windows) == 3, windows
+    assert report["stage1_windows"]["joins"] and report["frames"] == frames
+    assert "context-window joins" in history["20"]["text"][0]
