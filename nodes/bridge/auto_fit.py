@@ -40,7 +40,7 @@ def device_budgets(device, resident=()) -> list[tuple[int, str]]:
     held = _held_on(device)
     reserve = int(getattr(mm, "extra_reserved_memory", lambda: 0)())
     weights = sum(int(p.model_size()) for p in resident)
-    return [(max(0, free + held - weights - reserve), ""),
+    return [(max(0, free + held - weights - reserve), " (weights resident)"),
             (max(0, free + held - reserve), " (weights partly offloaded by ComfyUI)")]
 
 

@@ -63,6 +63,7 @@ def test_auto_m_and_tile_resolve_logged_and_equal_a_fixed_run(client, server):
     assert plan["m"] == int(m.group(1)) == 3          # plenty free on this host: the cap, M=3
     assert plan["tile_size"] == int(tile.group(1)) == 64          # the whole 64x64 frame
     assert plan["auto"]["m"].startswith("m=auto -> 3") and plan["changes"] == []
+    assert "(weights resident)" in plan["auto"]["m"]         # the card keeps Stage II loaded
     assert plan["segments"] == [[1, 3], [4, 4]]      # 17 frames: 5 latent blocks
     fixed = client.run(video_graph("fixed_fit", m=3, tile_size=64), timeout=900)
     assert plan_of(fixed)["auto"] == {}

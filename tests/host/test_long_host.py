@@ -8,6 +8,8 @@ from safetensors.torch import load_file
 
 from swift_batch.__main__ import main as batch_main
 from swift_batch.state import BatchState
+from swift_core.sizes import stage1_size
+from swift_testing.comfy_host.clips import panned_video
 from swift_testing.comfy_host.graphs import TINY, tiny_api_workflow
 
 
@@ -110,3 +112,118 @@ def test_long_template_makes_every_frame_and_reports_the_window_joins(server, cl
     assert windows[0][0] == 0 and windows[-1][1] == frames - 1 and len(windows) == 3, windows
     assert report["stage1_windows"]["joins"] and report["frames"] == frames
     assert "context-window joins" in history["20"]["text"][0]
+
+
+class PeakRSS:
+    """The server process's resident memory (VmRSS), sampled every 20 ms while a block runs:
+    its peak, MiB."""
+
+    def __init__(self, server):
+        self.path, self.peak = f"/proc/{server.proc.pid}/status", 0.0
+
+    def rss(self) -> float:
+        for line in open(self.path):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS")
+
+    def __enter__(self):
+        import threading
+        self.done = threading.Event()
+
+        def poll():
+            while not self.done.is_set():
+                self.peak = max(self.peak, self.rss())
+                self.done.wait(0.02)
+        self.thread = threading.Thread(target=poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+
+def from_low_res_video(server, tmp_path, video: str, frames: int, prefix: str) -> dict:
+    """The bundled 2K graph (tiny models, 64x64) with its Stage I replaced by core's Load Video
+    of a low-res clip: Reference Builder, CSG Stage II streaming to core's Save Video."""
+    wf = json.loads(tiny_api_workflow(tmp_path / "wf.json").read_text())
+    panned_video(server.input / "astronaut.png", server.input / video, frames=frames,
+                 width=16, height=16, step=1)
+    for k in ("1", "2", "3", "5", "9", "10"):
+        wf.pop(k, None)
+    wf["60"] = {"class_type": "LoadVideo", "inputs": {"file": video}}
+    wf["61"] = {"class_type": "GetVideoComponents", "inputs": {"video": ["60", 0]}}
+    wf["13"]["inputs"].update(low_res=["61", 0], width=64, height=64)
+    wf["11"]["inputs"]["unet_name"] = TINY["stage2_48"]
+    wf["12"]["inputs"]["vae_name"] = TINY["vae2"]
+    wf["14"]["inputs"].update(steps=1, seed=frames)
+    wf["17"]["inputs"]["filename_prefix"] = prefix
+    return wf
+
+
+def test_321_frames_from_a_low_res_video_keep_the_server_memory_of_81(models, tmp_path):
+    """A 321-frame Stage II from a low-res video, and the server's peak resident memory while it
+    runs within 10% of the same graph's at 81 frames (a fresh ComfyUI; a 9-frame run first loads
+    the models). The 10% (some 400 MB here) is a whole-length buffer the size of 321 float frames
+    at 320x320; the control (an IMAGE of 321 frames at 512x512, 1 GB) shows the measure sees
+    such a buffer. At this size the pack's per-frame buffers are small: what the test guards is
+    that no stage's work grows with the length (a whole-video VAE or DiT pass)."""
+    from swift_batch.client import ComfyClient
+    from swift_testing.comfy_host.server import ComfyServer
+    import av
+    server = ComfyServer(tmp_path / "rss", models).start()
+    try:
+        client = ComfyClient(server.url, timeout=60)
+        peaks = {}
+        for frames in (9, 81, 321):
+            wf = from_low_res_video(server, tmp_path, f"low{frames}.mp4", frames,
+                                    f"swifti2v_test/long{frames}")
+            with PeakRSS(server) as m:
+                client.run(wf, timeout=2400)
+            peaks[frames] = m.peak
+            (path,) = (server.output / "swifti2v_test").glob(f"long{frames}_*.mp4")
+            with av.open(str(path)) as c:
+                assert sum(1 for _ in c.decode(video=0)) == frames
+        print(f"server peak RSS, MiB: {peaks}")
+        assert peaks[321] <= 1.10 * peaks[81], peaks
+        control = {"40": {"class_type": "SwiftTestImage", "inputs": {
+                       "frames": 321, "width": 512, "height": 512}},
+                   "41": {"class_type": "SwiftTestSaveTensors", "inputs": {
+                       "name": "whole_length", "images": ["40", 0]}}}
+        with PeakRSS(server) as m:
+            client.run(control, timeout=600)
+        (server.output / "swifti2v_test" / "whole_length.safetensors").unlink()
+        assert m.peak > 1.10 * peaks[81], (peaks, m.peak)
+    finally:
+        server.stop()
+
+
+def test_4k_shaped_run_passes_every_size_rule_and_saves_every_frame(server, client, tmp_path,
+                                                                      capsys):
+    """The bundled 2K graph at 960x544 (3840x2176 scaled by 1/4: 4K's 30:17 aspect, multiples
+    of 32; the full-size random VAE makes 4K itself hours on a CPU) through the batch client,
+    with the VAE in 256 px tiles as a 24 GB card tiles 4K (1600 px tiles of 3840x2176): Stage I
+    at W/4 x H/4 by the size rule (multiples of 16: 240x128 here, 960x544 at 4K), every frame
+    saved at the full size, the card recording each stage's size."""
+    shutil.copy(server.input / "chelsea.png", tmp_path / "chelsea.png")
+    (tmp_path / "rows.csv").write_text("image,prompt,seed,width,height,frames,name\n"
+                                       "chelsea.png,a cat in 4K,11,960,544,5,uhd\n")
+    out = tmp_path / "videos"
+    args = ["--rows", str(tmp_path / "rows.csv"), "--out", str(out), "--server", server.url,
+            "--workflow", str(tiny_api_workflow(tmp_path / "wf.json")), "--no-progress",
+            "--set", f"1.unet_name={TINY['stage1']}",
+            "--set", "2.lora_name=tiny_lightx2v_lora.safetensors",
+            "--set", f"3.vae_name={TINY['vae1']}", "--set", f"11.unet_name={TINY['stage2_48']}",
+            "--set", f"12.vae_name={TINY['vae2']}", "--set", "14.steps=1", "--set", "10.steps=1",
+            "--set", "13.tile_size=256", "--set", "14.tile_size=256", "--timeout", "2400"]
+    assert batch_main(args) == 0, capsys.readouterr().err
+    import av
+    with av.open(str(out / "uhd.mp4")) as c:
+        got = [f for f in c.decode(video=0)]
+    assert len(got) == 5 and (got[0].width, got[0].height) == (960, 544)
+    card = json.loads((out / "uhd.json").read_text())
+    sizes = {s["stage"]: s["size"] for s in card["stages"]}
+    assert sizes == {"stage1": "x".join(map(str, stage1_size(960, 544))), "reference": "960x544",
+                     "stage2": "960x544"}, sizes
+    assert stage1_size(960, 544) == (240, 128) and stage1_size(3840, 2176) == (960, 544)
