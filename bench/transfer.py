@@ -26,6 +26,7 @@ def main(argv=None) -> int:
     ap.add_argument("--blur", type=int, default=1)
     ap.add_argument("--noise", type=float, default=0.3)
     ap.add_argument("--flicker", type=float, default=0.4)
+    ap.add_argument("--val-steps", type=int, default=4, help="validation's sampling steps")
     args = ap.parse_args(argv)
     from swift_testing.footage import make_footage_dataset
     from swift_testing.train_data import torchrun
@@ -39,7 +40,7 @@ def main(argv=None) -> int:
         torchrun(1, "--no-progress", "--data", root / "train", "--val-data", root / "val",
                  "--out", root / "run", "--precision", "fp32", "--lr", args.lr, "--steps",
                  args.steps, "--val-every", args.steps, "--save-every", args.steps,
-                 "--workers", 0, timeout=7200)
+                 "--workers", 0, "--val-steps", args.val_steps, timeout=7200)
         log = [json.loads(x) for x in (root / "run" / "log.jsonl").read_text().splitlines()]
     first, last = [e for e in log if "val_error" in e]
     rows = [("untrained", first["val_error"]), ("copy the reference", first["val_copy_reference"]),

@@ -378,7 +378,29 @@ class SwiftTestReferenceCSG:
         return ({"samples": base.process_latent_out(out)},)
 
 
+class SwiftTestTrimHeap:
+    """Returns the C allocator's free memory to the system (glibc ``malloc_trim``), so that the
+    next run's allocations show in the process's resident memory instead of reusing freed pages
+    that are still resident. ``run``: any new number runs it again (ComfyUI's cache)."""
+    CATEGORY = "SwiftI2V/test"
+    RETURN_TYPES = ()
+    FUNCTION = "trim"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"run": ("INT", {"default": 0, "min": 0, "max": 2 ** 31})}}
+
+    def trim(self, run):
+        import ctypes
+        import gc
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return {}
+
+
 NODE_CLASS_MAPPINGS = {"SwiftTestChangeVAEProtocol": SwiftTestChangeVAEProtocol,
+                       "SwiftTestTrimHeap": SwiftTestTrimHeap,
                        "SwiftTestHoldVAE": SwiftTestHoldVAE,
                        "SwiftTestOOMAbove": SwiftTestOOMAbove,
                        "SwiftTestOOMVAE": SwiftTestOOMVAE,
