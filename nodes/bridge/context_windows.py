@@ -1,7 +1,8 @@
 """Core's context windows on the Stage I model (``WanContextWindowsManual``): how many latent
 frames one forward then holds, and whether this ComfyUI's windows cut Wan I2V's image
 conditioning too (0.3.x's do not: the model would get a window of noise beside the whole video's
-image latents and fail at its first step; there the Stage I Sampler gives the handler that cut)."""
+image latents and fail at its first step; there the Stage I Sampler gives them a handler that
+cuts it)."""
 from __future__ import annotations
 
 import copy
