@@ -7,6 +7,7 @@ import shutil
 from safetensors.torch import load_file
 
 from swift_batch.__main__ import main as batch_main
+from swift_batch.client import fill_defaults
 from swift_batch.state import BatchState
 from swift_core.sizes import stage1_size
 from swift_testing.comfy_host.clips import panned_video
@@ -15,19 +16,13 @@ from swift_testing.comfy_host.graphs import TINY, tiny_api_workflow
 
 def context_windows(client, model, length_frames: int, overlap_frames: int) -> dict:
     """Core's WanContextWindowsManual with every input this ComfyUI declares: the inputs that
-    differ between versions (freenoise since 0.8, retain_first_frame in 0.33) at their defaults."""
-    info = client.object_info()["WanContextWindowsManual"]["input"]
-    inputs = {}
-    for group in ("required", "optional"):
-        for name, spec in info.get(group, {}).items():
-            opts = spec[1] if len(spec) > 1 else {}
-            if "default" in opts:
-                inputs[name] = opts["default"]
-            elif isinstance(spec[0], list) or spec[0] == "COMBO":
-                inputs[name] = (spec[0] if isinstance(spec[0], list) else opts["options"])[0]
-    inputs.update(model=model, context_length=length_frames, context_overlap=overlap_frames,
-                  context_schedule="standard_static", fuse_method="pyramid")
-    return {"class_type": "WanContextWindowsManual", "inputs": inputs}
+    differ between versions (freenoise since 0.8, retain_first_frame in 0.33) at this server's
+    defaults, filled as the batch client fills them."""
+    inputs = dict(model=model, context_length=length_frames, context_overlap=overlap_frames,
+                  context_schedule="standard_static", context_stride=1, closed_loop=False,
+                  fuse_method="pyramid")
+    node = {"20": {"class_type": "WanContextWindowsManual", "inputs": inputs}}
+    return fill_defaults(node, client.object_info())[0]["20"]
 
 
 def test_stage1_at_161_frames_through_core_context_windows(client, server):
