@@ -47,7 +47,10 @@ def add_loop_args(ap: argparse.ArgumentParser, *, steps: int, lr: float, save_ev
     """The arguments every trainer shares: the loop, the optimizer, checkpoints, validation,
     the mesh."""
     ap.add_argument("--steps", type=int, default=steps, help="optimizer steps in all")
-    ap.add_argument("--lr", type=float, default=lr, help="constant learning rate (AdamW)")
+    ap.add_argument("--lr", type=float, default=lr, help="learning rate (AdamW)")
+    ap.add_argument("--decay-steps", type=int, default=0,
+                    help="the last N steps take the learning rate linearly down to 0 (the decay "
+                         "of a warmup-stable-decay schedule); 0: constant throughout")
     ap.add_argument("--weight-decay", type=float, default=0.01,
                     help="AdamW weight decay (0.01: torch's and DiffSynth-Studio's default)")
     ap.add_argument("--grad-accum", type=int, default=1, help="clips per rank per step")
@@ -80,7 +83,8 @@ def add_loop_args(ap: argparse.ArgumentParser, *, steps: int, lr: float, save_ev
 
 def check_loop_args(args) -> None:
     """The shared numbers, refused by name (before any process group, model or folder)."""
-    for name in ("steps", "save_every", "keep_last", "val_every", "val_count", "keep_every"):
+    for name in ("steps", "save_every", "keep_last", "val_every", "val_count", "keep_every",
+                 "decay_steps"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 0")
     for name in ("grad_accum", "replicas", "save_every"):
@@ -88,6 +92,16 @@ def check_loop_args(args) -> None:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
     if not args.lr > 0 or not args.clip_grad > 0:
         raise ValueError(f"--lr {args.lr} / --clip-grad {args.clip_grad}: must be above 0")
+
+
+def lr_at(step: int, args) -> float:
+    """The learning rate of step ``step`` (0-based): ``--lr``, then over the last
+    ``--decay-steps`` steps linearly down to 0 (the last step's is ``lr / decay_steps``). A pure
+    function of the step, so a resumed run continues the schedule where it stopped."""
+    left = args.steps - step
+    if args.decay_steps and left <= args.decay_steps:
+        return args.lr * left / args.decay_steps
+    return args.lr
 
 
 def refuse(prog: str, error: Exception) -> int:
@@ -128,7 +142,10 @@ class Trainer:
         self.args, self.task, self.model, self.params = args, task, model, list(params)
         self.rank, self.world, self.device = rank, world, device
         self.ema, self.trainable_only = ema or {}, trainable_only
-        self.opt = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=args.weight_decay)
+        # foreach: torch picks it by itself only for CUDA tensors; on a CPU run (tests, the
+        # preflight) the per-tensor loop over sharded parameters was a third of a tiny step
+        self.opt = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=args.weight_decay,
+                                     foreach=True)
 
     def forward_backward(self, items: list, step: int) -> torch.Tensor:
         """Every micro-step's forward and backward (gradients reduced once, at the last); the
@@ -150,9 +167,12 @@ class Trainer:
         """One optimizer step; its log entry."""
         t0 = time.perf_counter()
         self.opt.zero_grad(set_to_none=True)
+        lr = lr_at(step, self.args)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
         items = self.task.micro_batches(step)
         loss = self.forward_backward(items, step)
-        entry = {"step": step + 1, "lr": self.args.lr, **self.task.describe(items)}
+        entry = {"step": step + 1, "lr": lr, **self.task.describe(items)}
         norm = torch.nn.utils.clip_grad_norm_(self.params, self.args.clip_grad)
         norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
         if not finite_everywhere(loss, norm, device=self.device):

@@ -136,7 +136,8 @@ def learning_section(folders: list[str], steps: int, val_count: int) -> tuple[li
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                "1", "-m", "swift_train.train", "--no-progress", "--data", str(data), "--out",
                str(run), "--base", "tiny", "--precision", "fp32", "--lr", "1e-3", "--steps",
-               str(steps), "--val-count", str(val_count), "--val-every", str(max(steps, 1)),
+               str(steps), "--decay-steps", str(steps // 2), "--val-count", str(val_count),
+               "--val-every", str(max(steps, 1)),
                "--save-every", str(max(steps, 1)), "--workers", "0"]
         r = subprocess.run(cmd, capture_output=True, text=True,
                            env=dict(os.environ, OMP_NUM_THREADS="1"))
@@ -152,8 +153,8 @@ def learning_section(folders: list[str], steps: int, val_count: int) -> tuple[li
            "copy_reference": first["val_copy_reference"],
            "static_anchor": first["val_static_anchor"], "best_blend": first["val_best_blend"],
            "best_blend_alpha": first["val_best_blend_alpha"]}
-    lines = [f"  {steps} steps of a tiny random Stage II on 64x64 px crops, "
-             f"{val_count} sample(s) of whole videos held out:",
+    lines = [f"  {steps} steps (the last half decaying) of a tiny random Stage II on 64x64 px "
+             f"crops, {val_count} sample(s) of whole videos held out:",
              f"  training loss {out['loss_first']:.3f} -> {out['loss_last']:.3f}; held-out error "
              f"untrained {out['untrained']:.3f} -> trained {out['trained']:.3f}",
              f"  answers that need no learning: copy the reference {out['copy_reference']:.3f}, "

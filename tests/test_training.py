@@ -250,3 +250,19 @@ def test_the_reader_loads_only_the_window_and_it_trains_as_the_whole_clip(tmp_pa
     assert torch.equal(wc.reference, whole.reference)
     assert torch.equal(wc.x[:, :, :len(seg.context)], whole.x[:, :, :len(seg.context)])
     assert torch.isfinite(cut)
+
+
+def test_learning_rate_is_constant_then_decays_linearly_to_zero_over_decay_steps():
+    from types import SimpleNamespace
+    from swift_train.loop import check_loop_args, lr_at
+    args = SimpleNamespace(lr=1e-3, steps=10, decay_steps=4)
+    lrs = [lr_at(s, args) for s in range(10)]
+    assert lrs[:7] == [1e-3] * 7                                # stable until the last 4 steps
+    assert lrs[6:] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+    assert [lr_at(s, SimpleNamespace(lr=1e-3, steps=10, decay_steps=0)) for s in range(10)] \
+        == [1e-3] * 10                                          # the default: constant
+    bad = SimpleNamespace(steps=10, save_every=1, keep_last=3, val_every=0, val_count=0,
+                          keep_every=0, decay_steps=-1, grad_accum=1, replicas=1, lr=1e-3,
+                          clip_grad=1.0)
+    with pytest.raises(ValueError, match="--decay-steps -1: must be >= 0"):
+        check_loop_args(bad)
