@@ -63,7 +63,8 @@ def make_footage_dataset(folder: Path, name: str, count: int, frames: int = 17, 
     its noise seeded per clip as the data nodes seed it), its hybrid reference built and both
     encoded. ``frame_step`` takes every n-th frame, ``scale`` resizes the video first (more
     of the scene in a clip). Their ``source`` is the video's name: one video, held out or
-    trained on whole."""
+    trained on whole. Every clip has the same text context (one prompt for all: a context per
+    clip would name the clip to the model)."""
     folder.mkdir(parents=True, exist_ok=True)
     video = read_frames(name)
     if scale != 1.0:
@@ -77,7 +78,7 @@ def make_footage_dataset(folder: Path, name: str, count: int, frames: int = 17, 
         low = stage1_image(clip, size, size)
         low = degrade_clip(low, seed, name, t, **(degrade or {}))
         ref = hybrid_reference(low, clip[:1], size, size, crop="center")
-        context = torch.randn(8, 4096, generator=torch.Generator().manual_seed(k))
+        context = torch.randn(8, 4096, generator=torch.Generator().manual_seed(0))
         meta = {"width": size, "height": size, "frames": frames, "strength": 0.0, "steps": 0,
                 "seed": seed, "synthesized": "true", "source": name, "start": t,
                 "pack_version": "test"}
@@ -85,3 +86,26 @@ def make_footage_dataset(folder: Path, name: str, count: int, frames: int = 17, 
         write_sample(str(path), encode(clip), encode(ref), context, meta, dtype="float32")
         out.append(path)
     return out
+
+
+#: the held-out footage of each fold of :func:`transfer_data`: (video, frame step, scale)
+FOOTAGE = {"bikes": ("bikes", 2, 1.0), "bigbuckbunny": ("bigbuckbunny", 1, 0.5),
+           "carphone": ("carphone", 3, 1.0)}
+
+
+def transfer_data(root: Path, held_out: str = "carphone", clips: int = 64, size: int = 128,
+                  degrade: dict | None = None, val_clips: int = 8) -> dict[str, Path]:
+    """One fold of the transfer question: ``train`` holds ``clips`` clips of each video but
+    ``held_out``; ``held_out`` holds ``val_clips`` clips of that video; ``seen`` holds
+    ``val_clips`` new clips (other seeds) of the training videos, cut the same way."""
+    folders = {k: root / k for k in ("train", "held_out", "seen")}
+    for i, (video, step, scale) in enumerate(FOOTAGE.values()):
+        if video == held_out:
+            make_footage_dataset(folders["held_out"], video, val_clips, size=size,
+                                 degrade=degrade, frame_step=step, scale=scale, seed=100 + i)
+            continue
+        make_footage_dataset(folders["train"], video, clips, size=size, degrade=degrade,
+                             frame_step=step, scale=scale, seed=i)
+        make_footage_dataset(folders["seen"], video, max(1, val_clips // 2), size=size,
+                             degrade=degrade, frame_step=step, scale=scale, seed=200 + i)
+    return folders

@@ -1,5 +1,5 @@
-"""swift_train through torchrun (gloo, CPU): exact resume on 2 ranks, an honest learning test, and
-the export command (issue 11)."""
+"""swift_train through torchrun (gloo, CPU): exact resume on 2 ranks and the export command
+(issue 11). Learning on footage the model never saw: tests/test_transfer.py."""
 import json
 import math
 import os
@@ -11,7 +11,6 @@ import pytest
 import torch
 
 pytest.importorskip("diffusers")
-from swift_core.samples import read_sample  # noqa: E402
 
 from swift_testing.train_data import make_dataset, torchrun  # noqa: E402
 
@@ -79,40 +78,6 @@ def test_export_command(dataset, tmp_path):
         mine = load_weights(str(ck), part)
         assert set(mine) == set(full[part]) and len(mine) > 0
         assert all(torch.equal(mine[k], full[part][k]) for k in mine)
-
-
-#: References made from Stage-I-like low-res clips: blurred, residual noise (pixel std 0.3) and a
-#: per-frame brightness flicker (gain std 0.4), what Stage II is trained to repair.
-STAGE1_LIKE = {"noise": 0.3, "flicker": 0.4}
-
-
-@pytest.mark.slow
-def test_learning_beats_the_trivial_answers(tmp_path):
-    """Trained on 22 clips whose references are degraded as Stage I degrades them (the Stage I
-    Stand-in's model), CSG sampling from the model lands closer to 2 held-out clips' targets
-    (whole "videos", held out by --val-count) than every trivial answer: copying the reference
-    (an upscaler that repairs nothing), repeating the anchor (a still video) and the best blend of
-    the two (its weight fitted on the held-out targets). The clips are all cut from one photo:
-    footage the model never saw is bench.transfer's question. Measured on a CPU (4000 steps):
-    untrained 1.277, copy the reference 0.108, static anchor 0.316, best blend 0.102, trained
-    0.081. The test asks for 0.9x the best blend, 0.3x the static video."""
-    data, run = tmp_path / "samples", tmp_path / "learn"
-    make_dataset(data, count=24, degrade=STAGE1_LIKE)
-    torchrun(1, "--no-progress", "--data", data, "--out", run, "--precision", "fp32",
-             "--lr", "1e-3", "--steps", 4000, "--val-count", 2, "--val-every", 4000,
-             "--save-every", 4000, timeout=1200)
-    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    first, last = [e for e in log if "val_error" in e]
-    untrained, trained = first["val_error"], last["val_error"]
-    copy, still, blend = (first["val_copy_reference"], first["val_static_anchor"],
-                          first["val_best_blend"])
-    print(f"held-out relative error: untrained {untrained:.4f}, copy the reference {copy:.4f}, "
-          f"static anchor {still:.4f}, best blend {blend:.4f}, trained {trained:.4f}")
-    assert copy > 0.04 and still > 0.2                   # the references are really degraded
-    assert blend <= min(copy, still)
-    assert trained < 0.9 * blend, (trained, blend)
-    assert trained < 0.3 * still, (trained, still)
-    assert trained < 0.1 * untrained, (trained, untrained)
 
 
 def test_export_of_a_run_without_a_checkpoint_is_refused_by_name(dataset, tmp_path):

@@ -399,7 +399,46 @@ class SwiftTestTrimHeap:
         return {}
 
 
-NODE_CLASS_MAPPINGS = {"SwiftTestChangeVAEProtocol": SwiftTestChangeVAEProtocol,
+class SwiftTestLoadSample:
+    """A Stage II training sample (swift_core.samples) as the Stage II Sampler takes it: its
+    reference as a raw Wan 2.2 LATENT (the file holds the DiT's space: ``process_out``) and its
+    text context as the CONDITIONING."""
+    CATEGORY = "SwiftI2V/test"
+    RETURN_TYPES = ("LATENT", "CONDITIONING")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"path": ("STRING", {"default": ""})}}
+
+    def load(self, path):
+        import comfy.latent_formats
+        from swift_core.samples import read_sample
+        s = read_sample(path)
+        ref = comfy.latent_formats.Wan22().process_out(s.reference.float()[None])
+        return ({"samples": ref}, [[s.context.float()[None], {}]])
+
+
+class SwiftTestSaveDitLatent:
+    """Saves a Wan 2.2 LATENT in the DiT's space (``process_in``), the space of the samples."""
+    CATEGORY = "SwiftI2V/test"
+    RETURN_TYPES = ()
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"latent": ("LATENT",), "name": ("STRING", {"default": "latent"})}}
+
+    def save(self, latent, name):
+        import comfy.latent_formats
+        _save(name, {"latent": comfy.latent_formats.Wan22().process_in(latent["samples"].float())})
+        return {}
+
+
+NODE_CLASS_MAPPINGS = {"SwiftTestLoadSample": SwiftTestLoadSample,
+                       "SwiftTestSaveDitLatent": SwiftTestSaveDitLatent,
+"SwiftTestChangeVAEProtocol": SwiftTestChangeVAEProtocol,
                        "SwiftTestTrimHeap": SwiftTestTrimHeap,
                        "SwiftTestHoldVAE": SwiftTestHoldVAE,
                        "SwiftTestOOMAbove": SwiftTestOOMAbove,
