@@ -8,28 +8,16 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("av")
 
-STEPS = 4000
-#: measured on a 2-core CPU (bench/transfer_cpu.txt): 0.84 of the best trivial answer
-MARGIN = 0.92
-
-
-@pytest.fixture(scope="module")
-def fold(tmp_path_factory):
-    from swift_testing.footage import video_path
-    from swift_testing.transfer import run_fold
-    try:
-        video_path("bikes")
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    return run_fold(tmp_path_factory.mktemp("transfer"), "bikes", steps=STEPS, timeout=3600)
+from swift_testing.transfer import FOLD_STEPS as STEPS, MARGIN  # noqa: E402
 
 
 @pytest.mark.slow
-def test_trained_model_beats_every_trivial_answer_on_footage_it_never_saw(fold):
+def test_trained_model_beats_every_trivial_answer_on_footage_it_never_saw(transfer_fold):
     """On the never-seen video, the exported model (sampled as validation samples it: 4 Euler
     steps, M3N1) lands closer to the targets than copying the reference (an upscaler that
     repairs nothing), repeating the anchor and the best blend of the two (its weight fitted on
     those clips' own targets), by the stated margin."""
+    fold = transfer_fold
     held, log = fold["held_out"], fold["log"]
     best = min(held["val_copy_reference"], held["val_static_anchor"], held["val_best_blend"])
     print(f"bikes, never seen: trained {held['trained']:.4f}, copy the reference "

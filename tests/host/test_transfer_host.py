@@ -11,18 +11,7 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("av")
 
-from tests.test_transfer import MARGIN  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def fold(tmp_path_factory):
-    from swift_testing.footage import video_path
-    from swift_testing.transfer import run_fold
-    try:
-        video_path("bikes")
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    return run_fold(tmp_path_factory.mktemp("transfer"), "bikes", steps=4000, timeout=3600)
+from swift_testing.transfer import MARGIN  # noqa: E402
 
 
 def stage2_graph(model: str, sample: str, shift: str, rope: str, seed: int, name: str) -> dict:
@@ -40,7 +29,8 @@ def stage2_graph(model: str, sample: str, shift: str, rope: str, seed: int, name
                                                                  "name": name}}}
 
 
-def test_trained_model_in_comfyui_on_footage_it_never_saw(fold, server, models, client):
+def test_trained_model_in_comfyui_on_footage_it_never_saw(transfer_fold, server, models,
+                                                          client):
     """ComfyUI's sampling of the exported model lands where the trainer's validation does (other
     noise draws: within 10%) and closer to the held-out targets than every trivial answer: copying
     the reference, repeating the anchor and their best blend (tests/test_transfer.py's margin)."""
@@ -50,12 +40,12 @@ def test_trained_model_in_comfyui_on_footage_it_never_saw(fold, server, models, 
     from swift_train.train import relative_error
     name = f"swifti2v_transfer_{os.getpid()}.safetensors"
     target = os.path.join(models, "diffusion_models", name)
-    shutil.copy(fold["model"], target)
+    shutil.copy(transfer_fold["model"], target)
     with safe_open(target, "pt") as f:
         meta = f.metadata()
     try:
         errors = []
-        for k, path in enumerate(sample_files(str(fold["folders"]["held_out"]))):
+        for k, path in enumerate(sample_files(str(transfer_fold["folders"]["held_out"]))):
             tag = f"transfer_{os.getpid()}_{k}"
             graph = stage2_graph(name, path, meta["swifti2v.shift"], meta["swifti2v.rope"], k,
                                  tag)
@@ -68,7 +58,7 @@ def test_trained_model_in_comfyui_on_footage_it_never_saw(fold, server, models, 
     finally:
         os.unlink(target)
     comfy = sum(errors) / len(errors)
-    r = fold["held_out"]
+    r = transfer_fold["held_out"]
     print(f"bikes, never seen: ComfyUI {comfy:.4f}, trainer's sampling {r['trained']:.4f}, "
           f"copy the reference {r['val_copy_reference']:.4f}, best blend "
           f"{r['val_best_blend']:.4f}")

@@ -438,7 +438,7 @@ class SwiftTestSaveDitLatent:
 
 NODE_CLASS_MAPPINGS = {"SwiftTestLoadSample": SwiftTestLoadSample,
                        "SwiftTestSaveDitLatent": SwiftTestSaveDitLatent,
-"SwiftTestChangeVAEProtocol": SwiftTestChangeVAEProtocol,
+                       "SwiftTestChangeVAEProtocol": SwiftTestChangeVAEProtocol,
                        "SwiftTestTrimHeap": SwiftTestTrimHeap,
                        "SwiftTestHoldVAE": SwiftTestHoldVAE,
                        "SwiftTestOOMAbove": SwiftTestOOMAbove,
